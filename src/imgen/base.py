@@ -1,0 +1,488 @@
+"""The base classes every backend subclasses: `ImageGenerationModel` and its async flavour."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from functools import cached_property
+from types import TracebackType
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from imgen.docstrings import Docstring, parse_google_docstring
+from imgen.engine import run_batch
+from imgen.errors import InvalidInputError, did_you_mean
+from imgen.event_loop import BackgroundLoop
+from imgen.retry import RetryPolicy, is_transient
+from imgen.runtime_parameters import (
+    RuntimeParameter,
+    RuntimeParametersModelMixin,
+    is_secret_field,
+    validation_error,
+)
+from imgen.serialization import _Serializable
+
+__all__ = ["AsyncImageGenerationModel", "ImageGenerationModel"]
+
+# Parameters of generate/agenerate that are not generation kwargs.
+_NOT_KWARGS = frozenset({"self", "input", "inputs", "num_generations"})
+
+
+def check_inputs(inputs: Any, num_generations: Any) -> None:
+    """Reject a batch that is not a list of non-empty prompts, or a bad `num_generations`."""
+    if not isinstance(inputs, list):
+        raise InvalidInputError(
+            f"inputs must be a list of prompts, got {type(inputs).__name__}: {inputs!r:.80}"
+        )
+    for index, prompt in enumerate(inputs):
+        if not isinstance(prompt, str):
+            raise InvalidInputError(
+                f"inputs[{index}] must be a string, got {type(prompt).__name__}: {prompt!r:.80}"
+            )
+        if not prompt.strip():
+            raise InvalidInputError(f"inputs[{index}] is an empty prompt: {prompt!r}")
+    if isinstance(num_generations, bool) or not isinstance(num_generations, int):
+        raise InvalidInputError(
+            f"num_generations must be an int >= 1, got {type(num_generations).__name__}: "
+            f"{num_generations!r}"
+        )
+    if num_generations < 1:
+        raise InvalidInputError(f"num_generations must be >= 1, got {num_generations}")
+
+
+class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
+    """Base class of every image generation backend.
+
+    To write a backend, subclass it and implement:
+
+    - `load`, which sets up clients or weights; call `super().load()` so `_logger` is set.
+    - the `model_name` property.
+    - `generate`, which returns one list per prompt holding one dict whose `"images"` list has
+      `num_generations` base64 strings.
+
+    Attributes:
+        generation_kwargs: Keyword arguments passed to every `generate`/`agenerate` call.
+    """
+
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        extra="forbid",
+        validate_assignment=True,
+        protected_namespaces=(),
+    )
+
+    backend_name: ClassVar[str]
+    """The registry name, e.g. "openai"; the part before the `:` in a model spec."""
+    model_field: ClassVar[str] = "model"
+    """The field that receives the model id, the part after the `:` in a model spec."""
+
+    generation_kwargs: RuntimeParameter[dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Keyword arguments passed to every generate call (size, seed, ...).",
+    )
+    _logger: logging.Logger | None = PrivateAttr(None)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # pydantic's message would echo every input value, secrets included.
+            raise validation_error(exc, type(self)) from None
+
+    def __repr_args__(self) -> Any:
+        fields = type(self).model_fields
+        for name, value in super().__repr_args__():
+            if name is None or name not in fields or not is_secret_field(fields[name]):
+                yield name, value
+
+    def __eq__(self, other: object) -> bool:
+        # Field values only: loggers, clients and event loops are per instance.
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __enter__(self) -> typing.Self:
+        self.load()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.unload()
+
+    def load(self) -> None:
+        """Prepare the model (clients, weights) and its logger. Subclasses call super().load()."""
+        self._logger = logging.getLogger(f"imgen.models.{self.model_name}")
+
+    def unload(self) -> None:
+        """Release what `load` acquired. Subclasses call super().unload()."""
+        self._logger = None
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether `load` has run (and `unload` has not since)."""
+        return self._logger is not None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The model's logger (`imgen.models.<model_name>`)."""
+        return self._logger or logging.getLogger(f"imgen.models.{self.model_name}")
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The name of the model used for generation."""
+
+    def get_generation_kwargs(self) -> dict[str, Any]:
+        """The kwargs used for generation; override for more complex logic."""
+        return dict(self.generation_kwargs or {})
+
+    @abstractmethod
+    def generate(
+        self, inputs: list[str], num_generations: int = 1, **kwargs: Any
+    ) -> list[list[dict[str, Any]]]:
+        """Generate `num_generations` images for each prompt in `inputs`.
+
+        Args:
+            inputs: The prompts.
+            num_generations: Images per prompt.
+            **kwargs: Generation kwargs.
+
+        Returns:
+            One list per prompt, holding one dict whose "images" are base64 strings.
+        """
+
+    def generate_outputs(
+        self, inputs: list[str], num_generations: int = 1, **kwargs: Any
+    ) -> list[list[dict[str, Any]]]:
+        """Validate the batch, load the model if needed, then call `generate`.
+
+        Explicit kwargs override the `generation_kwargs` field. Nothing runs if any input,
+        count or kwarg is invalid.
+        """
+        merged = self.prepare_generation(inputs, num_generations, kwargs)
+        if not inputs:
+            return []
+        if not self.is_loaded:
+            self.load()
+        outputs = self.generate(inputs, num_generations=num_generations, **merged)
+        if len(outputs) != len(inputs):
+            raise InvalidInputError(
+                f"{type(self).__name__}.generate returned {len(outputs)} outputs "
+                f"for {len(inputs)} inputs."
+            )
+        return outputs
+
+    # -- generation kwargs: discovery, description, validation ---------------------------
+
+    def _generation_method(self) -> Any:
+        return self.generate
+
+    @property
+    def generate_parameters(self) -> list[inspect.Parameter]:
+        """The parameters of `generate` (of `agenerate` for async models)."""
+        return list(inspect.signature(self._generation_method()).parameters.values())
+
+    @cached_property
+    def generate_parsed_docstring(self) -> Docstring:
+        """The parsed docstring of `generate` (of `agenerate` for async models)."""
+        return parse_google_docstring(self._generation_method())
+
+    def _kwarg_parameters(self) -> tuple[dict[str, inspect.Parameter], bool]:
+        named: dict[str, inspect.Parameter] = {}
+        open_ended = False
+        for param in self.generate_parameters:
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                open_ended = True
+            elif param.kind is not inspect.Parameter.VAR_POSITIONAL and param.name not in _NOT_KWARGS:
+                named[param.name] = param
+        return named, open_ended
+
+    def _check_generation_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        named, open_ended = self._kwarg_parameters()
+        adapters = _kwarg_adapters(type(self), self._generation_method())
+        checked: dict[str, Any] = {}
+        for name, value in kwargs.items():
+            if name not in named and not open_ended:
+                known = ", ".join(named) or "none"
+                raise InvalidInputError(
+                    f"Unknown generation kwarg {name!r} for {type(self).__name__}."
+                    f"{did_you_mean(name, named)} Known: {known}."
+                )
+            adapter = adapters.get(name)
+            if adapter is None:
+                checked[name] = value
+                continue
+            try:
+                checked[name] = adapter.validate_python(value)
+            except ValidationError as exc:
+                reason = exc.errors()[0]["msg"]
+                raise InvalidInputError(
+                    f"Invalid generation kwarg {name}={value!r} for {type(self).__name__}: "
+                    f"{reason}."
+                ) from None
+        return checked
+
+    def prepare_generation(
+        self, inputs: Any, num_generations: Any, kwargs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Validate a batch before any work; return the generation kwargs to use.
+
+        Raises:
+            InvalidInputError: Bad prompts, count, kwarg name or kwarg value.
+        """
+        check_inputs(inputs, num_generations)
+        return self._check_generation_kwargs({**self.get_generation_kwargs(), **kwargs})
+
+    @model_validator(mode="after")
+    def _known_generation_kwargs(self) -> typing.Self:
+        self._check_generation_kwargs(self.generation_kwargs or {})
+        return self
+
+    # -- runtime parameters: generation kwargs nest under "generation_kwargs" -------------
+
+    @property
+    def runtime_parameters_names(self) -> dict[str, Any]:
+        """Runtime parameter names mapped to whether they are optional.
+
+        The generate/agenerate parameters nest under "generation_kwargs".
+        """
+        names = super().runtime_parameters_names
+        named, _ = self._kwarg_parameters()
+        names["generation_kwargs"] = {
+            name: param.default is not inspect.Parameter.empty for name, param in named.items()
+        }
+        return names
+
+    def get_runtime_parameters_info(self) -> list[dict[str, Any]]:
+        """Name, optional flag and description of each runtime parameter.
+
+        The "generation_kwargs" entry lists the generate/agenerate parameters under "keys",
+        described by that method's docstring.
+        """
+        info = super().get_runtime_parameters_info()
+        named, _ = self._kwarg_parameters()
+        described = self.generate_parsed_docstring["args"]
+        keys = [
+            {
+                "name": name,
+                "optional": param.default is not inspect.Parameter.empty,
+                "description": described.get(name, ""),
+            }
+            for name, param in named.items()
+        ]
+        for entry in info:
+            if entry["name"] == "generation_kwargs":
+                entry["keys"] = keys
+        return info
+
+    def set_runtime_parameters(self, runtime_parameters: Mapping[str, Any]) -> None:
+        """Set runtime parameters by name; `generation_kwargs` merges into the current ones.
+
+        Raises:
+            InvalidInputError: An unknown name (with a did-you-mean) or an invalid value.
+        """
+        values = dict(runtime_parameters)
+        extra_kwargs = values.pop("generation_kwargs", None)
+        super().set_runtime_parameters(values)
+        if extra_kwargs is not None:
+            if not isinstance(extra_kwargs, Mapping):
+                raise InvalidInputError(
+                    f"generation_kwargs must be a mapping, got {type(extra_kwargs).__name__}."
+                )
+            checked = self._check_generation_kwargs(extra_kwargs)
+            self.generation_kwargs = {**self.get_generation_kwargs(), **checked}
+
+
+def _kwarg_adapters(owner: type, method: Any) -> dict[str, TypeAdapter[Any]]:
+    """TypeAdapters for the annotated generation kwargs, built once per class."""
+    cache: dict[type, dict[str, TypeAdapter[Any]]] = _ADAPTERS
+    if owner not in cache:
+        try:
+            hints = typing.get_type_hints(method)
+        except Exception:  # unresolvable annotations: skip type checks, keep name checks
+            hints = {}
+        cache[owner] = {
+            name: TypeAdapter(hint)
+            for name, hint in hints.items()
+            if name not in _NOT_KWARGS and name != "return" and hint is not Any
+        }
+    return cache[owner]
+
+
+_ADAPTERS: dict[type, dict[str, TypeAdapter[Any]]] = {}
+# Threads calling generate() at once on a fresh model must end up sharing one loop.
+_LOOP_CREATION = threading.Lock()
+
+
+class AsyncImageGenerationModel(ImageGenerationModel):
+    """Base class of async backends: implement `agenerate` for one prompt.
+
+    The engine runs many `agenerate` calls at once, bounded by `max_concurrency`, retries
+    transient failures with exponential backoff (honouring `Retry-After`) and keeps every
+    completed result when some inputs fail.
+
+    Attributes:
+        max_concurrency: Requests in flight at once.
+        max_retries: Retries of a transient failure (total attempts are at most 1 + this).
+        timeout: Seconds allowed per attempt; None waits forever.
+        on_error: "raise" raises GenerationError holding the completed results; "record"
+            returns {"images": [], "error": "..."} for each failed input.
+    """
+
+    max_concurrency: RuntimeParameter[int] = Field(
+        8, ge=1, description="Requests in flight at once."
+    )
+    max_retries: RuntimeParameter[int] = Field(
+        3, ge=0, description="Retries of a transient failure; attempts never exceed 1 + this."
+    )
+    timeout: RuntimeParameter[float] = Field(
+        120.0, gt=0, description="Seconds allowed per attempt; None waits forever."
+    )
+    on_error: RuntimeParameter[Literal["raise", "record"]] = Field(
+        "raise",
+        description='"raise": raise GenerationError with the completed results; "record": '
+        'return {"images": [], "error": ...} for failed inputs.',
+    )
+
+    _num_generations_param_supported: ClassVar[bool] = True
+    retry_initial_delay: ClassVar[float] = 0.5
+    retry_max_delay: ClassVar[float] = 30.0
+    _event_loop: BackgroundLoop | None = PrivateAttr(None)
+
+    @field_validator("max_concurrency", "max_retries", "on_error")
+    @classmethod
+    def _required(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must be set, not None")
+        return value
+
+    def _generation_method(self) -> Any:
+        return self.agenerate
+
+    @abstractmethod
+    async def agenerate(
+        self, input: str, num_generations: int = 1, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """Generate `num_generations` images for one prompt.
+
+        Args:
+            input: The prompt.
+            num_generations: Images to generate.
+            **kwargs: Generation kwargs.
+
+        Returns:
+            A list holding one dict whose "images" are base64 strings.
+        """
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether a failed attempt is worth retrying; override to classify SDK errors.
+
+        The default retries timeouts, connection errors, `RetryableError` and HTTP
+        408/409/429/5xx.
+        """
+        return is_transient(exc)
+
+    async def agenerate_outputs(
+        self, inputs: list[str], num_generations: int = 1, **kwargs: Any
+    ) -> list[list[dict[str, Any]]]:
+        """Generate for a batch of prompts from the caller's own event loop.
+
+        Args:
+            inputs: The prompts.
+            num_generations: Images per prompt.
+            **kwargs: Generation kwargs, overriding the `generation_kwargs` field.
+
+        Returns:
+            One list per prompt, holding one dict with `num_generations` base64 images.
+
+        Raises:
+            InvalidInputError: A bad batch, raised before any request.
+            GenerationError: Some inputs failed (with on_error="raise"); it holds the rest.
+        """
+        merged = self.prepare_generation(inputs, num_generations, kwargs)
+        if not inputs:
+            return []
+        if not self.is_loaded:
+            self.load()
+
+        async def call(prompt: str, n: int) -> Any:
+            return await self.agenerate(prompt, num_generations=n, **merged)
+
+        return await run_batch(
+            call,
+            inputs,
+            num_generations,
+            fan_out=not self._num_generations_param_supported,
+            max_concurrency=self.max_concurrency or 1,
+            timeout=self.timeout,
+            policy=RetryPolicy(
+                self.max_retries or 0, self.retry_initial_delay, self.retry_max_delay
+            ),
+            is_retryable=self.is_retryable,
+            on_error=self.on_error or "raise",
+            logger=self.logger,
+        )
+
+    def generate(
+        self, inputs: list[str], num_generations: int = 1, **kwargs: Any
+    ) -> list[list[dict[str, Any]]]:
+        """Generate synchronously: runs `agenerate_outputs` on the model's own event loop.
+
+        Works from plain scripts, from inside a running event loop and from worker threads.
+
+        Args:
+            inputs: The prompts.
+            num_generations: Images per prompt.
+            **kwargs: Generation kwargs, overriding the `generation_kwargs` field.
+
+        Returns:
+            One list per prompt, holding one dict with `num_generations` base64 images.
+        """
+        return self.run_on_own_loop(self.agenerate_outputs(inputs, num_generations, **kwargs))
+
+    def generate_outputs(
+        self, inputs: list[str], num_generations: int = 1, **kwargs: Any
+    ) -> list[list[dict[str, Any]]]:
+        """Same as `generate`, which already validates and loads."""
+        return self.generate(inputs, num_generations, **kwargs)
+
+    def run_on_own_loop(self, coro: typing.Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the model's own background loop (used to close SDK clients)."""
+        with _LOOP_CREATION:
+            if self._event_loop is None:
+                self._event_loop = BackgroundLoop(name=f"imgen-{type(self).__name__}")
+            own_loop = self._event_loop
+        return own_loop.run(coro)
+
+    def unload(self) -> None:
+        """Release resources and stop the model's own event loop, if it started one."""
+        super().unload()
+        if self._event_loop is not None:
+            self._event_loop.close()
+            self._event_loop = None
+
+    def __del__(self) -> None:
+        try:
+            private = self.__pydantic_private__ or {}
+            loop = private.get("_event_loop")
+            if loop is not None:
+                loop.close()
+        except Exception:  # never raise from a finaliser, least of all at interpreter exit
+            pass

@@ -1,0 +1,141 @@
+"""The async batch engine: bounded concurrency, retries, fan-out and partial results.
+
+`AsyncImageGenerationModel.agenerate_outputs` hands a validated batch to `run_batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
+
+from imgen.errors import GenerationError, ImgenError
+from imgen.retry import RetryPolicy
+
+__all__ = ["check_output", "merge_outputs", "run_batch"]
+
+Output = list[dict[str, Any]]
+Call = Callable[[str, int], Awaitable[Any]]
+
+
+def check_output(output: Any, num_generations: int) -> Output:
+    """Hold one input's output to the contract: `[{"images": [n base64 strings], ...}]`.
+
+    A bare dict is accepted and wrapped, since some older backends return one.
+
+    Raises:
+        ImgenError: The backend broke the contract.
+    """
+    if isinstance(output, dict):
+        output = [output]
+    if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict)):
+        raise ImgenError(f"Backend returned {type(output).__name__}, not a list with one dict.")
+    images = output[0].get("images")
+    if not isinstance(images, list) or len(images) != num_generations:
+        count = len(images) if isinstance(images, list) else "no"
+        raise ImgenError(
+            f"Backend returned {count} images where num_generations={num_generations}."
+        )
+    return output
+
+
+def merge_outputs(parts: Sequence[Output]) -> Output:
+    """Merge single-generation outputs into one dict: lists concatenate, equal values stay."""
+    merged: dict[str, Any] = {}
+    keys = dict.fromkeys(key for part in parts for key in part[0])
+    for key in keys:
+        values = [part[0].get(key) for part in parts]
+        if all(isinstance(v, list) for v in values):
+            merged[key] = [item for v in values for item in v]
+        elif all(v == values[0] for v in values):
+            merged[key] = values[0]
+        else:
+            merged[key] = values
+    return [merged]
+
+
+def failure_record(exc: BaseException) -> Output:
+    """The placeholder output of a failed input under `on_error="record"`."""
+    return [{"images": [], "error": f"{type(exc).__name__}: {exc}"}]
+
+
+async def run_batch(
+    call: Call,
+    inputs: Sequence[str],
+    num_generations: int,
+    *,
+    fan_out: bool,
+    max_concurrency: int,
+    timeout: float | None,
+    policy: RetryPolicy,
+    is_retryable: Callable[[BaseException], bool],
+    on_error: Literal["raise", "record"],
+    logger: logging.Logger,
+) -> list[Output]:
+    """Generate for every input, at most `max_concurrency` calls in flight.
+
+    Args:
+        call: Makes one attempt: `call(prompt, n)` returns that prompt's output.
+        inputs: The prompts.
+        num_generations: Images per prompt.
+        fan_out: Make `num_generations` calls of one image each and merge them.
+        max_concurrency: Calls in flight at once; a call waiting out a backoff holds no slot.
+        timeout: Seconds per attempt, or None.
+        policy: Backoff and retry count.
+        is_retryable: Which failures are worth another attempt.
+        on_error: "raise" raises `GenerationError` holding the completed results; "record"
+            returns an error record in place of each failed input.
+        logger: Receives a line per retry.
+
+    Returns:
+        One output per input, in input order.
+    """
+    slots = asyncio.Semaphore(max_concurrency)
+
+    async def attempt(prompt: str, n: int) -> Any:
+        retry = 0
+        while True:
+            async with slots:
+                try:
+                    async with asyncio.timeout(timeout):
+                        return await call(prompt, n)
+                except Exception as exc:
+                    error = exc
+            if retry >= policy.max_retries or not is_retryable(error):
+                raise error
+            wait = policy.delay(retry, error)
+            retry += 1
+            logger.warning(
+                "Retry %d/%d in %.2fs after %s: %s",
+                retry,
+                policy.max_retries,
+                wait,
+                type(error).__name__,
+                error,
+            )
+            await asyncio.sleep(wait)
+
+    async def generate_one(prompt: str) -> Output:
+        if not fan_out or num_generations == 1:
+            return check_output(await attempt(prompt, num_generations), num_generations)
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(attempt(prompt, 1)) for _ in range(num_generations)]
+        return merge_outputs([check_output(t.result(), 1) for t in tasks])
+
+    results: list[Output | None] = [None] * len(inputs)
+    errors: dict[int, BaseException] = {}
+
+    async def settle(index: int, prompt: str) -> None:
+        try:
+            results[index] = await generate_one(prompt)
+        except Exception as exc:
+            # A TaskGroup wraps failures; report the first real one.
+            while isinstance(exc, ExceptionGroup):
+                exc = exc.exceptions[0]
+            errors[index] = exc
+
+    await asyncio.gather(*(settle(i, prompt) for i, prompt in enumerate(inputs)))
+    if errors and on_error == "raise":
+        raise GenerationError(results, errors)
+    return [r if r is not None else failure_record(errors[i]) for i, r in enumerate(results)]

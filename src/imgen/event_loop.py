@@ -1,0 +1,82 @@
+"""A model's own event loop, running in a background thread.
+
+The sync `generate()` of an async model submits its coroutine here. That works the same from a
+plain script, from inside a running loop (Jupyter, async web handlers) and from many threads
+at once, without `run_until_complete` on a running loop or a global `set_event_loop`. The SDK
+clients a backend creates stay on one loop for the model's whole life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["BackgroundLoop"]
+
+_T = TypeVar("_T")
+
+
+class BackgroundLoop:
+    """An event loop in a daemon thread, created on first use."""
+
+    def __init__(self, name: str = "imgen-loop") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, started on first access."""
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(
+                    target=self._serve, args=(loop, ready), name=self._name, daemon=True
+                )
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run `coro` on the loop and block the calling thread until it finishes.
+
+        Raises:
+            RuntimeError: Called from the loop's own thread, where it would deadlock.
+        """
+        loop = self.loop
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError(
+                "The sync generate() was called from inside the model's own event loop; "
+                "await agenerate_outputs() there instead."
+            )
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C or a failure: don't leave the work running unattended.
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Stop the loop and its thread; safe to call twice and at interpreter exit."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()

@@ -1,0 +1,104 @@
+"""Conversions between base64 strings, bytes and PIL images, format detection and saving.
+
+Pillow is imported inside the functions that need it, so `import imgen` stays light.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgen.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+__all__ = [
+    "decode_bytes",
+    "decode_image",
+    "detect_format",
+    "encode_bytes",
+    "encode_image",
+    "write_image",
+]
+
+# Extension written for each detected format.
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
+
+
+def detect_format(data: bytes) -> str | None:
+    """Return "png", "jpeg", "webp" or "gif" from the file signature, or None if unknown."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def encode_bytes(data: bytes) -> str:
+    """Encode raw image bytes as a base64 string."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_bytes(b64: str) -> bytes:
+    """Decode a base64 image string (a `data:` URL prefix is accepted) into bytes."""
+    if b64.startswith("data:"):
+        b64 = b64.partition(",")[2]
+    try:
+        return base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError(f"Not a base64 image string: {b64[:40]!r}...") from exc
+
+
+def encode_image(img: Image, format: str = "PNG") -> str:
+    """Encode a PIL image as a base64 string in `format` (PNG, JPEG, WEBP, GIF...)."""
+    buffer = io.BytesIO()
+    if format.upper() in ("JPEG", "JPG") and img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")  # JPEG has no alpha channel
+    img.save(buffer, format="JPEG" if format.upper() == "JPG" else format.upper())
+    return encode_bytes(buffer.getvalue())
+
+
+def decode_image(b64: str) -> Image:
+    """Decode a base64 image string into a loaded PIL image."""
+    from PIL import Image as PILImage
+
+    img = PILImage.open(io.BytesIO(decode_bytes(b64)))
+    img.load()
+    return img
+
+
+def write_image(b64: str, path: str | os.PathLike[str]) -> Path:
+    """Write a base64 image atomically to `path`; without a suffix, one is taken from the bytes.
+
+    The bytes go to a temporary file in the same folder first and are then renamed into place,
+    so a crash never leaves a torn image behind.
+
+    Returns:
+        The path written.
+    """
+    data = decode_bytes(b64)
+    target = Path(path)
+    if not target.suffix:
+        target = target.with_suffix("." + EXTENSIONS.get(detect_format(data) or "", "bin"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

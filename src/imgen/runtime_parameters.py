@@ -1,0 +1,200 @@
+"""Runtime parameters: fields that may be set after construction, from a CLI flag or a config.
+
+`RuntimeParameter[T]` marks a field; `RuntimeParametersModelMixin` lists, describes and sets them.
+Secret fields (`SecretStr` anywhere in the annotation) are tracked here too, because every
+place that shows or stores field values must leave them out.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from collections.abc import Mapping
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+
+from imgen.docstrings import parse_google_docstring
+from imgen.errors import InvalidInputError, did_you_mean
+
+__all__ = [
+    "RuntimeParameter",
+    "RuntimeParametersModelMixin",
+    "env_field",
+    "env_var_of",
+    "is_secret_field",
+    "validation_error",
+]
+
+_T = TypeVar("_T")
+
+
+class _RuntimeParameterMarker:
+    def __repr__(self) -> str:
+        return "RuntimeParameter"
+
+
+_RUNTIME_PARAMETER = _RuntimeParameterMarker()
+
+RuntimeParameter = Annotated[_T | None, _RUNTIME_PARAMETER]
+"""Marks a field as settable at runtime: `api_key: RuntimeParameter[SecretStr] = None`."""
+
+_ENV_VAR_KEY = "env_var"
+
+
+def _read_env(var: str, secret: bool) -> Any:
+    value = os.environ.get(var) or None
+    return SecretStr(value) if secret and value is not None else value
+
+
+def env_field(var: str, *, description: str, secret: bool = False) -> Any:
+    """A field whose default is read from the environment variable `var` at construction.
+
+    Args:
+        var: The environment variable, e.g. `OPENAI_API_KEY`.
+        description: The field's description, shown in runtime parameter info and `imgen info`.
+        secret: Wrap the value in `SecretStr`.
+    """
+    return Field(
+        default_factory=partial(_read_env, var, secret),
+        description=description,
+        json_schema_extra={_ENV_VAR_KEY: var},
+    )
+
+
+def env_var_of(field: FieldInfo) -> str | None:
+    """The environment variable a field's default comes from, if it was made by `env_field`."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict):
+        var = extra.get(_ENV_VAR_KEY)
+        return var if isinstance(var, str) else None
+    return None
+
+
+def _mentions(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, kinds):
+        return True
+    return any(_mentions(arg, kinds) for arg in typing.get_args(annotation))
+
+
+def is_secret_field(field: FieldInfo) -> bool:
+    """Whether a field holds a secret (`SecretStr`/`SecretBytes` anywhere in its type)."""
+    return _mentions(field.annotation, (SecretStr, SecretBytes))
+
+
+def is_runtime_parameter(field: FieldInfo) -> bool:
+    """Whether a field was declared as `RuntimeParameter[...]`."""
+    return any(meta is _RUNTIME_PARAMETER for meta in field.metadata)
+
+
+def validation_error(exc: ValidationError, model: type[BaseModel]) -> InvalidInputError:
+    """Turn a pydantic error into one `InvalidInputError` that names each bad field.
+
+    The offending value is shown, except for secret fields, whose values never appear.
+    """
+    secrets = {name for name, f in model.model_fields.items() if is_secret_field(f)}
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "<model>"
+        if err["type"] == "extra_forbidden":
+            known = [n for n in model.model_fields if n not in secrets] + sorted(secrets)
+            problems.append(f"unknown field {loc!r}.{did_you_mean(str(loc), known)}")
+        elif err["loc"] and err["loc"][0] in secrets:
+            problems.append(f"{loc}: {err['msg']}")
+        else:
+            problems.append(f"{loc}={err.get('input')!r}: {err['msg']}")
+    return InvalidInputError(f"Invalid {model.__name__}: " + "; ".join(problems))
+
+
+class RuntimeParametersModelMixin(BaseModel):
+    """Lists, describes and sets the fields marked `RuntimeParameter[...]`.
+
+    Nested models that use this mixin contribute their own runtime parameters under their
+    field name.
+    """
+
+    @classmethod
+    def _field_descriptions(cls) -> dict[str, str]:
+        # Field(description=...) wins; a class docstring's Attributes section fills the gaps.
+        described: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if issubclass(klass, BaseModel):
+                described.update(parse_google_docstring(klass)["attributes"])
+        for name, field in cls.model_fields.items():
+            if field.description:
+                described[name] = " ".join(field.description.split())
+        return described
+
+    def _runtime_fields(self) -> dict[str, FieldInfo]:
+        return {
+            name: field
+            for name, field in type(self).model_fields.items()
+            if is_runtime_parameter(field)
+            or isinstance(getattr(self, name, None), RuntimeParametersModelMixin)
+        }
+
+    @property
+    def runtime_parameters_names(self) -> dict[str, Any]:
+        """Runtime parameter names mapped to whether they are optional (nested for sub-models)."""
+        names: dict[str, Any] = {}
+        for name, field in self._runtime_fields().items():
+            value = getattr(self, name)
+            if isinstance(value, RuntimeParametersModelMixin):
+                names[name] = value.runtime_parameters_names
+            else:
+                names[name] = not field.is_required()
+        return names
+
+    def get_runtime_parameters_info(self) -> list[dict[str, Any]]:
+        """Name, optional flag and description of each runtime parameter.
+
+        Nested models appear as `{"name": ..., "runtime_parameters_info": [...]}`.
+        """
+        descriptions = self._field_descriptions()
+        info: list[dict[str, Any]] = []
+        for name, field in self._runtime_fields().items():
+            value = getattr(self, name)
+            if isinstance(value, RuntimeParametersModelMixin):
+                info.append(
+                    {"name": name, "runtime_parameters_info": value.get_runtime_parameters_info()}
+                )
+            else:
+                entry = {
+                    "name": name,
+                    "optional": not field.is_required(),
+                    "description": descriptions.get(name, ""),
+                }
+                env_var = env_var_of(field)
+                if env_var:
+                    entry["env_var"] = env_var
+                info.append(entry)
+        return info
+
+    def set_runtime_parameters(self, runtime_parameters: Mapping[str, Any]) -> None:
+        """Set runtime parameters by name; unknown names are an error with a did-you-mean.
+
+        Args:
+            runtime_parameters: Parameter names mapped to their new values. A nested model
+                takes a mapping of its own parameters.
+
+        Raises:
+            InvalidInputError: A name is not a runtime parameter, or a value is invalid.
+        """
+        known = self.runtime_parameters_names
+        for name in runtime_parameters:
+            if name not in known:
+                raise InvalidInputError(
+                    f"Unknown runtime parameter {name!r} for {type(self).__name__}."
+                    f"{did_you_mean(name, known)} Known: {', '.join(sorted(known))}."
+                )
+        for name, value in runtime_parameters.items():
+            current = getattr(self, name)
+            if isinstance(current, RuntimeParametersModelMixin) and isinstance(value, Mapping):
+                current.set_runtime_parameters(value)
+                continue
+            try:
+                setattr(self, name, value)
+            except ValidationError as exc:
+                raise validation_error(exc, type(self)) from None

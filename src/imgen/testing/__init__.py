@@ -1,0 +1,42 @@
+"""Testing helpers for backend authors: the conformance kit, the `fake` backend, a local server.
+
+Each is imported on first access, so the entry-point module `imgen.testing.plugin` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imgen.testing.contract import BackendContract
+    from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
+    from imgen.testing.server import Delay, LocalServer, RecordedRequest, Reply, Reset
+
+__all__ = [
+    "AsyncFakeImageGeneration",
+    "BackendContract",
+    "Delay",
+    "FakeImageGeneration",
+    "LocalServer",
+    "RecordedRequest",
+    "Reply",
+    "Reset",
+]
+
+_HOMES = {
+    "BackendContract": "imgen.testing.contract",
+    "FakeImageGeneration": "imgen.testing.fake",
+    "AsyncFakeImageGeneration": "imgen.testing.fake",
+    "LocalServer": "imgen.testing.server",
+    "RecordedRequest": "imgen.testing.server",
+    "Reply": "imgen.testing.server",
+    "Delay": "imgen.testing.server",
+    "Reset": "imgen.testing.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'imgen.testing' has no attribute {name!r}")

@@ -1,0 +1,149 @@
+"""The built-in `fake` backend: deterministic placeholder images for dry runs and tests.
+
+Images derive from the prompt, the seed and the generation index, so reruns give the same
+bytes. `latency` and `failure_rate` let dry runs exercise concurrency, retries and resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import random
+import time
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, PrivateAttr
+
+from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
+from imgen.errors import RetryableError
+from imgen.images import encode_bytes
+
+__all__ = ["AsyncFakeImageGeneration", "FakeImageGeneration", "fake_image"]
+
+ImageFormat = Literal["png", "jpeg", "webp"]
+
+
+def fake_image(prompt: str, seed: int, width: int, height: int, image_format: ImageFormat) -> bytes:
+    """A deterministic image: two colours and a band, all derived from the prompt and seed."""
+    from PIL import Image, ImageDraw
+
+    digest = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
+    image = Image.new("RGB", (width, height), tuple(digest[0:3]))
+    band = (digest[3] % max(1, height // 2), digest[4] % max(1, width // 2))
+    ImageDraw.Draw(image).rectangle(
+        (band[1], band[0], band[1] + width // 2, band[0] + height // 3), fill=tuple(digest[5:8])
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format.upper())
+    return buffer.getvalue()
+
+
+class _FakeSettings(BaseModel):
+    """Fields and image making shared by the sync and async fake backends.
+
+    Attributes:
+        model: A free-form model id, recorded in outputs; it does not change the images.
+        width: Image width in pixels.
+        height: Image height in pixels.
+        image_format: The encoding of the images.
+        latency: Seconds each call waits before answering.
+        cpu_seconds: Seconds of CPU-bound work per image, to benchmark engines.
+        failure_rate: Share of calls (0..1) that fail with a retryable error.
+        failure_seed: Seeds the failure draws, so a run's failures are reproducible.
+    """
+
+    model: str = "fake-v1"
+    width: int = Field(64, ge=1, le=4096)
+    height: int = Field(64, ge=1, le=4096)
+    image_format: ImageFormat = "png"
+    latency: float = Field(0.0, ge=0)
+    cpu_seconds: float = Field(0.0, ge=0)
+    failure_rate: float = Field(0.0, ge=0, le=1)
+    failure_seed: int = 0
+    _failures: random.Random = PrivateAttr(default_factory=random.Random)
+
+    @property
+    def model_name(self) -> str:
+        """The model id."""
+        return self.model
+
+    def _reset_failures(self) -> None:
+        self._failures = random.Random(self.failure_seed)
+
+    def _maybe_fail(self, prompt: str) -> None:
+        if self.failure_rate and self._failures.random() < self.failure_rate:
+            raise RetryableError(f"fake transient failure for {prompt[:40]!r}")
+
+    def _images(self, prompt: str, num_generations: int, seed: int) -> list[dict[str, Any]]:
+        images = []
+        for k in range(num_generations):
+            if self.cpu_seconds:
+                deadline = time.process_time() + self.cpu_seconds
+                while time.process_time() < deadline:
+                    pass
+            data = fake_image(prompt, seed + k, self.width, self.height, self.image_format)
+            images.append(encode_bytes(data))
+        seeds = list(range(seed, seed + num_generations))
+        return [{"images": images, "format": self.image_format, "seeds": seeds}]
+
+
+class FakeImageGeneration(_FakeSettings, ImageGenerationModel):
+    """Deterministic placeholder images, generated in-process (sync)."""
+
+    backend_name: ClassVar[str] = "fake"
+
+    def load(self) -> None:
+        """Reset the failure draws."""
+        super().load()
+        self._reset_failures()
+
+    def generate(
+        self, inputs: list[str], num_generations: int = 1, seed: int = 0
+    ) -> list[list[dict[str, Any]]]:
+        """Make `num_generations` placeholder images per prompt.
+
+        Args:
+            inputs: The prompts.
+            num_generations: Images per prompt.
+            seed: Image k of a prompt uses seed + k.
+
+        Returns:
+            One list per prompt holding {"images", "format", "seeds"}.
+        """
+        outputs = []
+        for prompt in inputs:
+            if self.latency:
+                time.sleep(self.latency)
+            self._maybe_fail(prompt)
+            outputs.append(self._images(prompt, num_generations, seed))
+        return outputs
+
+
+class AsyncFakeImageGeneration(_FakeSettings, AsyncImageGenerationModel):
+    """Deterministic placeholder images through the async engine."""
+
+    backend_name: ClassVar[str] = "fake-async"
+
+    def load(self) -> None:
+        """Reset the failure draws."""
+        super().load()
+        self._reset_failures()
+
+    async def agenerate(
+        self, input: str, num_generations: int = 1, seed: int = 0
+    ) -> list[dict[str, Any]]:
+        """Make `num_generations` placeholder images for one prompt.
+
+        Args:
+            input: The prompt.
+            num_generations: Images to make.
+            seed: Image k uses seed + k.
+
+        Returns:
+            A list holding {"images", "format", "seeds"}.
+        """
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        self._maybe_fail(input)
+        return self._images(input, num_generations, seed)
