@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import cached_property
 from types import TracebackType
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import (
     ConfigDict,
@@ -23,9 +23,7 @@ from pydantic import (
 )
 
 from imgen.docstrings import Docstring, parse_google_docstring
-from imgen.engine import run_batch
 from imgen.errors import InvalidInputError, did_you_mean
-from imgen.event_loop import BackgroundLoop
 from imgen.retry import RetryPolicy, is_transient
 from imgen.runtime_parameters import (
     RuntimeParameter,
@@ -34,6 +32,11 @@ from imgen.runtime_parameters import (
     validation_error,
 )
 from imgen.serialization import _Serializable
+
+if TYPE_CHECKING:
+    # asyncio alone costs ~20 ms at import; only async work needs it, so the engine and the
+    # event loop are imported where they are used.
+    from imgen.event_loop import BackgroundLoop
 
 __all__ = ["AsyncImageGenerationModel", "ImageGenerationModel"]
 
@@ -82,6 +85,8 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
         extra="forbid",
         validate_assignment=True,
         protected_namespaces=(),
+        # Schemas are built on first instantiation, not at import: `import imgen` stays fast.
+        defer_build=True,
     )
 
     backend_name: ClassVar[str]
@@ -210,7 +215,9 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
         for param in self.generate_parameters:
             if param.kind is inspect.Parameter.VAR_KEYWORD:
                 open_ended = True
-            elif param.kind is not inspect.Parameter.VAR_POSITIONAL and param.name not in _NOT_KWARGS:
+            elif (
+                param.kind is not inspect.Parameter.VAR_POSITIONAL and param.name not in _NOT_KWARGS
+            ):
                 named[param.name] = param
         return named, open_ended
 
@@ -421,9 +428,23 @@ class AsyncImageGenerationModel(ImageGenerationModel):
             return []
         if not self.is_loaded:
             self.load()
+        import asyncio
+
+        batch = self._run_batch(inputs, num_generations, merged)
+        own = self._own_loop()
+        if asyncio.get_running_loop() is own.loop:
+            return await batch
+        # SDK clients are bound to the loop they first ran on, so all of a model's requests
+        # run on its own loop; the caller's loop just awaits the result.
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(batch, own.loop))
+
+    async def _run_batch(
+        self, inputs: list[str], num_generations: int, kwargs: dict[str, Any]
+    ) -> list[list[dict[str, Any]]]:
+        from imgen.engine import run_batch
 
         async def call(prompt: str, n: int) -> Any:
-            return await self.agenerate(prompt, num_generations=n, **merged)
+            return await self.agenerate(prompt, num_generations=n, **kwargs)
 
         return await run_batch(
             call,
@@ -463,13 +484,20 @@ class AsyncImageGenerationModel(ImageGenerationModel):
         """Same as `generate`, which already validates and loads."""
         return self.generate(inputs, num_generations, **kwargs)
 
-    def run_on_own_loop(self, coro: typing.Coroutine[Any, Any, Any]) -> Any:
-        """Run a coroutine on the model's own background loop (used to close SDK clients)."""
+    def _own_loop(self) -> BackgroundLoop:
+        from imgen.event_loop import BackgroundLoop
+
         with _LOOP_CREATION:
             if self._event_loop is None:
                 self._event_loop = BackgroundLoop(name=f"imgen-{type(self).__name__}")
-            own_loop = self._event_loop
-        return own_loop.run(coro)
+            return self._event_loop
+
+    def run_on_own_loop(self, coro: typing.Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the model's own event loop and wait for it, from any thread.
+
+        Backends use it in `unload()` to close SDK clients on the loop they ran on.
+        """
+        return self._own_loop().run(coro)
 
     def unload(self) -> None:
         """Release resources and stop the model's own event loop, if it started one."""

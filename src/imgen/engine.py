@@ -116,19 +116,23 @@ async def run_batch(
             )
             await asyncio.sleep(wait)
 
-    async def generate_one(prompt: str) -> Output:
-        if not fan_out or num_generations == 1:
-            return check_output(await attempt(prompt, num_generations), num_generations)
+    async def fan_out_one(prompt: str) -> Output:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(attempt(prompt, 1)) for _ in range(num_generations)]
         return merge_outputs([check_output(t.result(), 1) for t in tasks])
 
     results: list[Output | None] = [None] * len(inputs)
     errors: dict[int, BaseException] = {}
+    split = fan_out and num_generations > 1
 
     async def settle(index: int, prompt: str) -> None:
         try:
-            results[index] = await generate_one(prompt)
+            if split:
+                results[index] = await fan_out_one(prompt)
+            else:
+                results[index] = check_output(
+                    await attempt(prompt, num_generations), num_generations
+                )
         except Exception as exc:
             # A TaskGroup wraps failures; report the first real one.
             while isinstance(exc, ExceptionGroup):

@@ -9,7 +9,6 @@ import base64
 import binascii
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,6 +85,8 @@ def write_image(b64: str, path: str | os.PathLike[str]) -> Path:
     Returns:
         The path written.
     """
+    import tempfile  # imported here: it costs more at import time than all of this module
+
     data = decode_bytes(b64)
     target = Path(path)
     if not target.suffix:

@@ -54,7 +54,9 @@ class _Serializable(_ModelBase):
         }
         return data
 
-    def save(self, path: str | os.PathLike[str], format: Literal["json", "yaml"] | None = None) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], format: Literal["json", "yaml"] | None = None
+    ) -> Path:
         """Write `dump()` to a JSON or YAML file (format taken from the suffix when not given)."""
         target = Path(path)
         fmt = format or SUFFIXES.get(target.suffix.lower())

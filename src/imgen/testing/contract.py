@@ -15,6 +15,7 @@ input is rejected before any work, and that the plugin module imports nothing he
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -139,6 +140,7 @@ class BackendContract:
         method = "agenerate" if isinstance(model, AsyncImageGenerationModel) else "generate"
         real = getattr(type(model), method)
 
+        @functools.wraps(real)  # keeps the signature the core validates kwargs against
         def spy(*args: Any, **kw: Any) -> Any:
             calls.append(args)
             return real(*args, **kw)

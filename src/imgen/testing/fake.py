@@ -6,7 +6,6 @@ bytes. `latency` and `failure_rate` let dry runs exercise concurrency, retries a
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import random
@@ -144,6 +143,8 @@ class AsyncFakeImageGeneration(_FakeSettings, AsyncImageGenerationModel):
             A list holding {"images", "format", "seeds"}.
         """
         if self.latency:
+            import asyncio  # kept out of module import: see imgen.base
+
             await asyncio.sleep(self.latency)
         self._maybe_fail(input)
         return self._images(input, num_generations, seed)

@@ -123,6 +123,10 @@ def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathl
             unk_token=_EOS_TOKEN,
         )
 
+    # The `type: ignore`s below work around diffusers' typing, not this code: its
+    # `register_to_config` decorator is unannotated, and its lazy `__init__` makes
+    # type checkers resolve the pipeline class to a dummy placeholder.
+
     # fork_rng keeps the caller's global torch RNG untouched while still
     # making the weights a pure function of `seed`.
     with torch.random.fork_rng(devices=[]):
@@ -141,7 +145,7 @@ def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathl
                 pad_token_id=vocab[_EOS_TOKEN],
             )
         )
-        unet = UNet2DConditionModel(
+        unet = UNet2DConditionModel(  # type: ignore[no-untyped-call]
             # Latent size: 64 px images / VAE scale factor 2 (two VAE blocks).
             sample_size=32,
             in_channels=4,
@@ -154,7 +158,7 @@ def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathl
             # diffusers reads this as the number of heads per block.
             attention_head_dim=(2, 4),
         )
-        vae = AutoencoderKL(
+        vae = AutoencoderKL(  # type: ignore[no-untyped-call]
             sample_size=64,
             in_channels=3,
             out_channels=3,
@@ -166,7 +170,7 @@ def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathl
 
     # DDIM with eta=0 (the pipeline default) adds no noise after the initial
     # latents, so output depends only on the per-image generators.
-    scheduler = DDIMScheduler(
+    scheduler = DDIMScheduler(  # type: ignore[no-untyped-call]
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -174,7 +178,7 @@ def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathl
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    pipeline = StableDiffusionPipeline(
+    pipeline = StableDiffusionPipeline(  # type: ignore[no-untyped-call]
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -184,5 +188,5 @@ def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathl
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipeline.save_pretrained(target)
+    pipeline.save_pretrained(target)  # type: ignore[attr-defined]
     return target

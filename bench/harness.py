@@ -1,0 +1,74 @@
+"""Shared helpers for the benchmarks: timing, medians and the rows of the report."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    """One comparison: a subject measured side by side with its baseline.
+
+    Attributes:
+        benchmark: What is compared, e.g. "import imgen vs its dependency floor".
+        subject: The subject's median, formatted with its unit.
+        baseline: The baseline's median, formatted with its unit.
+        ratio: subject / baseline for times (lower is better), or subject / baseline for
+            throughputs (higher is better), as `kind` says.
+        target: The issue's target, e.g. "<= 1.2x".
+        kind: "time" or "throughput".
+    """
+
+    benchmark: str
+    subject: str
+    baseline: str
+    ratio: float
+    target: str
+    kind: str = "time"
+
+
+def median_process_seconds(argv: Sequence[str], runs: int = 10) -> float:
+    """Median wall time of `runs` fresh processes of `argv`."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def side_by_side(
+    subject: Callable[[], float], baseline: Callable[[], float], rounds: int
+) -> tuple[float, float]:
+    """Medians of `subject` and `baseline`, measured alternately so drift hits both alike."""
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(subject())
+        theirs.append(baseline())
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def python(*code: str) -> list[str]:
+    """argv for a fresh interpreter running `code` (one statement per item)."""
+    return [sys.executable, "-c", "; ".join(code)]
+
+
+def processes_side_by_side(
+    subject: Sequence[str], baseline: Sequence[str], runs: int = 10
+) -> tuple[float, float]:
+    """Median wall times of fresh processes, subject and baseline alternating."""
+
+    def once(argv: Sequence[str]) -> Callable[[], float]:
+        def run() -> float:
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            return time.perf_counter() - start
+
+        return run
+
+    return side_by_side(once(subject), once(baseline), runs)

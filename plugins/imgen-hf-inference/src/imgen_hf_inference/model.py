@@ -1,0 +1,402 @@
+"""The Hugging Face Inference backend: `InferenceEndpointsImageGeneration`.
+
+Requests go through `huggingface_hub.AsyncInferenceClient.text_to_image`: to Inference
+Providers for a Hub model id, or straight to one server for a `base_url` (a dedicated Inference
+Endpoint, or any server that speaks the same protocol). huggingface_hub is imported in `load()`
+and in the methods that run after it, never at module import, so discovering the plugin stays
+cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
+from imgen.errors import ConfigurationError, ImgenError, MissingCredentialsError, did_you_mean
+from imgen.images import encode_image
+from imgen.retry import is_transient, retry_after_of
+
+if TYPE_CHECKING:
+    from huggingface_hub import AsyncInferenceClient
+    from huggingface_hub.errors import HfHubHTTPError
+
+__all__ = [
+    "InferenceEndpointsImageGeneration",
+    "InferenceRequestError",
+    "is_hugging_face_url",
+    "text_to_image_providers",
+]
+
+ImageFormat = Literal["png", "jpeg", "webp"]
+
+# The parameters text_to_image takes by name. The client merges extra_body over them, so an
+# extra_body key of the same name would silently win (a fixed "seed" would undo seed + k).
+_NAMED_PARAMETERS = frozenset(
+    {
+        "negative_prompt",
+        "height",
+        "width",
+        "num_inference_steps",
+        "guidance_scale",
+        "scheduler",
+        "seed",
+    }
+)
+
+
+def _no_named_parameters(body: dict[str, Any]) -> dict[str, Any]:
+    shadowed = sorted(_NAMED_PARAMETERS & body.keys())
+    if shadowed:
+        raise ValueError(
+            f"extra_body may not set {', '.join(shadowed)}; pass them as generation kwargs"
+        )
+    return body
+
+
+# Sizes are only required to be positive: the multiple a model wants (8, 16, 64...) differs
+# from model to model, and the server reports a bad one with a 400.
+Pixels = Annotated[int, Field(ge=1)]
+Steps = Annotated[int, Field(ge=1)]
+Guidance = Annotated[float, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0)]
+ExtraBody = Annotated[dict[str, Any], AfterValidator(_no_named_parameters)]
+
+# Hosts run and authenticated by Hugging Face: the Hub and its inference router, and dedicated
+# Inference Endpoints. Spaces (*.hf.space) are left out on purpose: any Hub user can publish
+# one, and the Space's own code reads the request headers.
+_HUGGING_FACE_DOMAINS = ("huggingface.co", "hf.co", "endpoints.huggingface.cloud")
+
+_T = TypeVar("_T")
+
+
+def is_hugging_face_url(url: str) -> bool:
+    """Whether `url` is an https URL on a Hugging Face host (see `_HUGGING_FACE_DOMAINS`).
+
+    Only such URLs may receive a token the user did not hand to the model explicitly.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    return parts.scheme == "https" and any(
+        host == domain or host.endswith("." + domain) for domain in _HUGGING_FACE_DOMAINS
+    )
+
+
+def _disable_hub_telemetry() -> None:
+    """Keep huggingface_hub from making requests nobody asked for; call before importing it.
+
+    Unless HF_HUB_DISABLE_TELEMETRY is set when huggingface_hub is first imported, its first
+    request blocks on a GET to {HF_ENDPOINT}/api/agent-harnesses to build its user agent, even
+    when every generation goes to a local server. A value the user set is kept.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def text_to_image_providers() -> list[str]:
+    """The providers the installed huggingface_hub routes text-to-image to, after "auto"."""
+    _disable_hub_telemetry()
+    from huggingface_hub.inference._providers import PROVIDERS
+
+    return ["auto", *sorted(name for name, tasks in PROVIDERS.items() if "text-to-image" in tasks)]
+
+
+class InferenceRequestError(ImgenError):
+    """The inference server or provider answered a request with an error status.
+
+    Attributes:
+        status_code: The HTTP status, e.g. 400.
+        retry_after: Seconds the server asked to wait before a retry, when it said so.
+    """
+
+    def __init__(self, message: str, *, status_code: int, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
+    """Images from Hugging Face Inference: Inference Providers, Inference Endpoints, or any
+    server that speaks the same text-to-image protocol.
+
+    Exactly one of `model` (a Hub model id, served through Inference Providers) and `base_url`
+    (one server, called directly) is set. huggingface_hub never retries, so the imgen engine is
+    the one retry policy, bounded by `max_retries`, honouring `Retry-After`.
+    """
+
+    backend_name: ClassVar[str] = "hf-inference"
+    # Each request makes one image. agenerate sends a prompt's requests itself, rather than
+    # letting the engine fan out, because only it can give image k the seed `seed + k`.
+    _num_generations_param_supported: ClassVar[bool] = True
+
+    model: str | None = Field(
+        None,
+        description="A Hub model id served through Inference Providers, e.g. "
+        "black-forest-labs/FLUX.1-schnell. Exactly one of model and base_url is set.",
+    )
+    base_url: RuntimeParameter[str] = Field(
+        None,
+        description="The URL of one server to call directly: a dedicated Inference Endpoint or "
+        "any compatible server. Exactly one of model and base_url is set.",
+    )
+    provider: str = Field(
+        "auto",
+        description='The Inference Provider for a Hub model id, e.g. "fal-ai" or '
+        '"hf-inference"; "auto" follows your preference order at '
+        "https://hf.co/settings/inference-providers. Not used with base_url.",
+    )
+    api_key: RuntimeParameter[SecretStr] = env_field(
+        "HF_TOKEN",
+        description="A Hugging Face token (or a provider's own key). Taken from HF_TOKEN when "
+        "not set, and then only sent to Hugging Face hosts, never to another base_url.",
+        secret=True,
+    )
+    image_format: ImageFormat = Field(
+        "png", description='The encoding of the returned images: "png", "jpeg" or "webp".'
+    )
+
+    _client: AsyncInferenceClient | None = PrivateAttr(None)
+
+    @field_validator("model")
+    @classmethod
+    def _hub_model_id(cls, model: str | None) -> str | None:
+        # The client sends a URL given as model to that URL, token included: base_url's job.
+        if model is not None and "://" in model:
+            raise ValueError(
+                "takes a Hub model id such as black-forest-labs/FLUX.1-schnell; "
+                "pass a server URL as base_url=... instead"
+            )
+        if model is not None and not model.strip():
+            raise ValueError("must be a Hub model id, not empty")
+        return model
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        # Anything else, "HTTPS://..." included, the client would take for a Hub model id.
+        if url is not None and not (
+            url.startswith(("http://", "https://")) and urlsplit(url).hostname
+        ):
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://xyz.endpoints.huggingface.cloud"
+            )
+        return url
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, provider: str) -> str:
+        if provider == "auto":
+            return provider
+        known = text_to_image_providers()
+        if provider not in known:
+            raise ValueError(
+                f"{provider!r} is not a text-to-image provider of the installed huggingface_hub."
+                f"{did_you_mean(provider, known)} Known: {', '.join(known)}"
+            )
+        return provider
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if self.model is None and self.base_url is None:
+            raise ValueError(
+                "set model (a Hub model id, e.g. black-forest-labs/FLUX.1-schnell) or "
+                "base_url (a server URL)"
+            )
+        if self.model is not None and self.base_url is not None:
+            raise ValueError("set model or base_url, not both")
+        if self.base_url is not None and self.provider != "auto":
+            raise ValueError(
+                "provider applies to Hub model ids only; a base_url is called directly"
+            )
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The Hub model id, or the base_url."""
+        return self.model or self.base_url or ""
+
+    def load(self) -> None:
+        """Create the inference client.
+
+        Raises:
+            ConfigurationError: HF_HUB_OFFLINE is set, so huggingface_hub would refuse every
+                request, even to a local base_url.
+            MissingCredentialsError: A Hub model id but no token: no api_key, no HF_TOKEN and
+                no `hf auth login`.
+        """
+        _disable_hub_telemetry()
+        import huggingface_hub
+
+        if huggingface_hub.constants.is_offline_mode():
+            raise ConfigurationError(
+                "HF_HUB_OFFLINE is set, so huggingface_hub refuses every request, even to a "
+                "local base_url. Unset it to use the hf-inference backend."
+            )
+        if self.base_url is None and not self._secret() and huggingface_hub.get_token() is None:
+            raise MissingCredentialsError(self.backend_name, "api_key", "HF_TOKEN")
+        credentials: dict[str, Any] = (
+            # Without the override the client would send HF_TOKEN or the saved login anyway.
+            {"headers": {"authorization": None}}
+            if self._withholds_token()
+            # None lets the client use the saved login: it only goes to Hugging Face here.
+            else {"token": self._secret() or None}
+        )
+        self._close_client()
+        self._client = huggingface_hub.AsyncInferenceClient(
+            model=self.model,
+            base_url=self.base_url,
+            provider=self.provider,  # type: ignore[arg-type]  # checked by _known_provider
+            timeout=self.timeout,
+            **credentials,
+        )
+        super().load()
+
+    def unload(self) -> None:
+        """Close the client on the event loop it ran on, then stop that loop."""
+        self._close_client()
+        super().unload()
+
+    def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            self.run_on_own_loop(client.close())
+
+    def _secret(self) -> str:
+        return self.api_key.get_secret_value() if self.api_key is not None else ""
+
+    def _withholds_token(self) -> bool:
+        """Whether requests must carry no token at all.
+
+        A key set on the model goes wherever the model sends requests. A key from the
+        environment (HF_TOKEN, or huggingface_hub's saved login) only goes to Hugging Face:
+        a Hub model id, or a base_url on a Hugging Face host. Fields set by `load_model` from a
+        dump never include api_key, so a reloaded model keeps its key's provenance.
+        """
+        if self.base_url is None or is_hugging_face_url(self.base_url):
+            return False
+        return not ("api_key" in self.model_fields_set and self._secret())
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Retry 408, 409, 429 and 5xx answers, timeouts and dropped connections.
+
+        huggingface_hub raises connection failures as bare httpx2 errors, which the default
+        policy does not know; other 4xx answers and bad responses fail at once.
+        """
+        import httpx2
+
+        dropped = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
+        return isinstance(exc, dropped) or is_transient(exc)
+
+    async def agenerate(
+        self,
+        input: str,
+        num_generations: int = 1,
+        negative_prompt: str | None = None,
+        height: Pixels | None = None,
+        width: Pixels | None = None,
+        num_inference_steps: Steps | None = None,
+        guidance_scale: Guidance | None = None,
+        seed: Seed | None = None,
+        scheduler: str | None = None,
+        extra_body: ExtraBody | None = None,
+    ) -> list[dict[str, Any]]:
+        """Generate `num_generations` images for one prompt: one request each, all at once.
+
+        A parameter left as None is not sent, so the server applies its own default. Which
+        parameters a model honours depends on the server or provider.
+
+        Args:
+            input: The prompt.
+            num_generations: Images to generate, one request each, sent concurrently. A
+                transient failure of any of them retries all of them.
+            negative_prompt: What the images should not show.
+            height: Image height in pixels (>= 1); most models want a multiple of 8 or 16.
+            width: Image width in pixels (>= 1); most models want a multiple of 8 or 16.
+            num_inference_steps: Denoising steps (>= 1); more is slower and usually finer.
+            guidance_scale: How closely to follow the prompt (>= 0); too high oversaturates.
+            seed: The seed of the first image (>= 0); image k uses seed + k, so a rerun with
+                the same seed gives the same images.
+            scheduler: The name of a scheduler to use instead of the model's default, where
+                the server allows it.
+            extra_body: Provider-specific parameters, merged into the request's "parameters";
+                the parameters above may not be repeated here.
+
+        Returns:
+            A list holding one dict: "images" (base64 strings), "format" (the image_format)
+            and, when `seed` is given, "seeds" (the seed of each image).
+
+        Raises:
+            InferenceRequestError: The server answered with an error status.
+            huggingface_hub.errors.InferenceTimeoutError: A request outlived `timeout`.
+        """
+        parameters = {
+            "negative_prompt": negative_prompt,
+            "height": height,
+            "width": width,
+            "num_inference_steps": num_inference_steps,
+            "guidance_scale": guidance_scale,
+            "scheduler": scheduler,
+            "extra_body": extra_body,
+        }
+        seeds = None if seed is None else [seed + k for k in range(num_generations)]
+        per_image = seeds or [None] * num_generations
+        images = await _all(self._image(input, {**parameters, "seed": s}) for s in per_image)
+        output: dict[str, Any] = {"images": images, "format": self.image_format}
+        if seeds is not None:
+            output["seeds"] = seeds
+        return [output]
+
+    async def _image(self, prompt: str, parameters: dict[str, Any]) -> str:
+        """One request for one image, as base64 in `image_format`."""
+        from huggingface_hub.errors import HfHubHTTPError
+
+        if self._client is None:
+            raise ImgenError(f"{type(self).__name__} is not loaded: call load() first.")
+        # The client reads its timeout per request: follow a timeout changed after load().
+        self._client.timeout = self.timeout
+        try:
+            image = await self._client.text_to_image(prompt, **parameters)
+        except HfHubHTTPError as exc:
+            raise self._request_error(exc) from exc
+        # Decoding and re-encoding is CPU work: a thread keeps the loop serving other requests.
+        return await asyncio.to_thread(encode_image, image, self.image_format)
+
+    def _request_error(self, exc: HfHubHTTPError) -> InferenceRequestError:
+        """Describe an error status by the server's own message, never echoing the key."""
+        status = exc.response.status_code
+        detail = exc.server_message or str(exc)
+        hint = ""
+        if status in (401, 403):
+            summary = "rejected the credentials"
+            hint = (
+                " HF_TOKEN is only sent to Hugging Face hosts: set api_key=... on the model to "
+                "send a token to this server."
+                if self._withholds_token()
+                else " Check the api_key field or the HF_TOKEN environment variable."
+            )
+        elif status < 500:
+            summary = "rejected the request"
+        else:
+            summary = "failed to handle the request"
+        message = f"{self.model_name} {summary} ({status}): {detail}{hint}"
+        secret = self._secret()
+        if secret:
+            message = message.replace(secret, "***")
+        return InferenceRequestError(
+            message, status_code=status, retry_after=retry_after_of(exc)
+        )
+
+
+async def _all(calls: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run the calls concurrently; on the first failure cancel the rest and raise it as is."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failures:
+        # The engine classifies one failure for retries; a group would hide its kind.
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]

@@ -1,0 +1,296 @@
+"""The OpenAI Images backend: `OpenAIImageGeneration`, on the official `openai` SDK.
+
+The SDK is imported in `load()` and in the methods that run after it, never at module import,
+so discovering the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import Field, PrivateAttr, SecretStr
+
+from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
+from imgen.engine import merge_outputs
+from imgen.errors import ImgenError, MissingCredentialsError
+from imgen.images import decode_bytes, detect_format, encode_bytes
+from imgen.retry import is_transient, retry_after_of
+
+if TYPE_CHECKING:
+    import httpx2
+    from openai import APIStatusError, AsyncOpenAI
+    from openai.types import Image, ImagesResponse
+
+__all__ = ["OpenAIImageGeneration", "OpenAIRequestError"]
+
+# The values the Images API accepts (openai.types.image_generate_params), checked before any
+# request. Sizes are open-ended: newer models take any "WIDTHxHEIGHT".
+Size = Annotated[str, Field(pattern=r"^(auto|[1-9][0-9]*x[1-9][0-9]*)$")]
+Quality = Literal["auto", "low", "medium", "high", "xhigh", "max", "standard", "hd"]
+Style = Literal["vivid", "natural"]
+Background = Literal["auto", "transparent", "opaque"]
+OutputFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
+Compression = Annotated[int, Field(ge=0, le=100)]
+Moderation = Literal["auto", "low"]
+ResponseFormat = Literal["b64_json", "url"]
+
+SINGLE_IMAGE_MODELS = frozenset({"dall-e-3"})
+"""Models that accept only n=1: their `num_generations` images take as many requests."""
+
+# An exhausted quota is answered with 429 like a rate limit, but waiting does not refill it.
+_NEVER_RETRIED_CODES = frozenset({"insufficient_quota"})
+
+_T = TypeVar("_T")
+
+
+class OpenAIRequestError(ImgenError):
+    """The OpenAI API answered a request with an error status.
+
+    Attributes:
+        status_code: The HTTP status, e.g. 400.
+        code: The API's error code, e.g. "content_policy_violation", when it sent one.
+        retry_after: Seconds the API asked to wait before a retry, when it said so.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, code: str | None, retry_after: float | None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_status_error(cls, exc: APIStatusError, secret: str) -> OpenAIRequestError:
+        """Describe an SDK status error by the API's own message and code.
+
+        Args:
+            exc: The SDK's error. It is not kept: its request holds the API key.
+            secret: The API key, masked wherever the server echoed it.
+        """
+        status = exc.status_code
+        detail = exc.body.get("message") if isinstance(exc.body, dict) else None
+        label = f"{status} {exc.code}" if exc.code else str(status)
+        if status == 401:
+            summary = "OpenAI rejected the API key"
+            hint = " Check the api_key field or the OPENAI_API_KEY environment variable."
+        else:
+            summary = "OpenAI rejected the request" if status < 500 else "OpenAI failed"
+            hint = ""
+        message = f"{summary} ({label}): {detail or exc.message}{hint}"
+        if secret:
+            message = message.replace(secret, "***")
+        return cls(message, status_code=status, code=exc.code, retry_after=retry_after_of(exc))
+
+
+@dataclass(frozen=True)
+class _Clients:
+    """What `load()` creates: the API client and the client that downloads image URLs."""
+
+    api: AsyncOpenAI
+    downloads: httpx2.AsyncClient
+
+    async def close(self) -> None:
+        await self.api.close()
+        await self.downloads.aclose()
+
+
+class OpenAIImageGeneration(AsyncImageGenerationModel):
+    """Images from the OpenAI Images API (gpt-image-1, dall-e-3, dall-e-2, ...).
+
+    Requests go through `openai.AsyncOpenAI` with the SDK's own retries off: the imgen engine
+    is the one retry policy, bounded by `max_retries`, honouring `Retry-After`.
+    """
+
+    backend_name: ClassVar[str] = "openai"
+
+    model: str = Field(
+        "gpt-image-1", description="The OpenAI image model id, e.g. gpt-image-1 or dall-e-3."
+    )
+    api_key: RuntimeParameter[SecretStr] = env_field(
+        "OPENAI_API_KEY", description="The OpenAI API key.", secret=True
+    )
+    base_url: RuntimeParameter[str] = env_field(
+        "OPENAI_BASE_URL",
+        description="The API root, e.g. http://localhost:8080/v1; None means OpenAI's own.",
+    )
+    organization: RuntimeParameter[str] = Field(
+        None,
+        description="The OpenAI organization id sent with each request; None lets the SDK "
+        "read OPENAI_ORG_ID.",
+    )
+
+    _clients: _Clients | None = PrivateAttr(None)
+
+    @property
+    def model_name(self) -> str:
+        """The OpenAI model id."""
+        return self.model
+
+    def load(self) -> None:
+        """Create the API client and the client that downloads images sent as URLs.
+
+        Raises:
+            MissingCredentialsError: No API key, neither set nor in OPENAI_API_KEY.
+        """
+        if self.api_key is None or not self.api_key.get_secret_value():
+            raise MissingCredentialsError(self.backend_name, "api_key", "OPENAI_API_KEY")
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+        self._close_clients()
+        api = AsyncOpenAI(
+            api_key=self.api_key.get_secret_value(),
+            base_url=self.base_url,
+            organization=self.organization,
+            max_retries=0,  # the engine retries; SDK retries would multiply the attempts
+        )
+        # One pooled client for every image the API sends as a URL.
+        self._clients = _Clients(api, DefaultAsyncHttpxClient())
+        super().load()
+
+    def unload(self) -> None:
+        """Close the clients on the event loop they ran on, then stop that loop."""
+        self._close_clients()
+        super().unload()
+
+    def _close_clients(self) -> None:
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            self.run_on_own_loop(clients.close())
+
+    def _loaded_clients(self) -> _Clients:
+        if self._clients is None:
+            raise ImgenError(f"{type(self).__name__} is not loaded: call load() first.")
+        return self._clients
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Retry 408, 409, 429 and 5xx answers, dropped connections and timeouts.
+
+        An exhausted quota (429 insufficient_quota) is not retried, nor is any other 4xx.
+        """
+        import httpx2
+        import openai
+
+        if isinstance(exc, OpenAIRequestError) and exc.code in _NEVER_RETRIED_CODES:
+            return False
+        # APITimeoutError is an APIConnectionError; download failures are httpx2 errors.
+        transport_errors = (openai.APIConnectionError, httpx2.TransportError)
+        return isinstance(exc, transport_errors) or is_transient(exc)
+
+    # The base declares **kwargs; a backend names its kwargs so the engine can validate them.
+    async def agenerate(  # type: ignore[override]
+        self,
+        input: str,
+        num_generations: int = 1,
+        size: Size | None = None,
+        quality: Quality | None = None,
+        style: Style | None = None,
+        background: Background | None = None,
+        output_format: OutputFormat | None = None,
+        output_compression: Compression | None = None,
+        moderation: Moderation | None = None,
+        response_format: ResponseFormat | None = None,
+        user: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Generate `num_generations` images for one prompt.
+
+        A parameter left as None is not sent, so the API applies its own default.
+
+        Args:
+            input: The prompt.
+            num_generations: Images to generate. dall-e-3 makes one image per request, so it
+                is sent that many requests.
+            size: "auto", "1024x1024", "1536x1024", "1024x1536" (GPT image models),
+                "256x256", "512x512" (dall-e-2), "1792x1024", "1024x1792" (dall-e-3), or any
+                "WIDTHxHEIGHT" a newer model accepts.
+            quality: "auto", "low", "medium", "high", "xhigh" or "max" for GPT image models;
+                "standard" or "hd" for dall-e-3.
+            style: "vivid" or "natural" (dall-e-3 only).
+            background: "auto", "transparent" or "opaque" (GPT image models; transparent
+                needs png or webp output).
+            output_format: "png", "jpeg", "webp", "gif" or "svg" (GPT image models).
+            output_compression: Compression level 0..100 for jpeg and webp output (GPT image
+                models).
+            moderation: "auto" or "low", the content-moderation level (GPT image models).
+            response_format: "b64_json" or "url" (dall-e models); URLs are downloaded, so the
+                result holds base64 images either way.
+            user: A stable id of your end user, for OpenAI's abuse monitoring.
+
+        Returns:
+            A list holding one dict: "images" (base64 strings), "format" (e.g. "png"; absent
+            when unknown) and "revised_prompts" (aligned with the images; None where the API
+            returned none).
+
+        Raises:
+            OpenAIRequestError: The API answered with an error status.
+        """
+        options = {
+            "size": size,
+            "quality": quality,
+            "style": style,
+            "background": background,
+            "output_format": output_format,
+            "output_compression": output_compression,
+            "moderation": moderation,
+            "response_format": response_format,
+            "user": user,
+        }
+        sent = {name: value for name, value in options.items() if value is not None}
+        if self.model in SINGLE_IMAGE_MODELS and num_generations > 1:
+            parts = await _all(self._generate(input, 1, sent) for _ in range(num_generations))
+            return merge_outputs(parts)
+        return await self._generate(input, num_generations, sent)
+
+    async def _generate(self, prompt: str, n: int, options: dict[str, Any]) -> list[dict[str, Any]]:
+        """One API request for `n` images, as the one-dict output."""
+        response = await self._request(prompt, n, options)
+        items = response.data or []
+        images = await _all(self._image_of(item) for item in items)
+        output: dict[str, Any] = {
+            "images": images,
+            "revised_prompts": [item.revised_prompt for item in items],
+        }
+        # dall-e responses do not name their format; the first bytes tell.
+        image_format = response.output_format or (
+            detect_format(decode_bytes(images[0][:16])) if images else None
+        )
+        if image_format:
+            output["format"] = image_format
+        return [output]
+
+    async def _request(self, prompt: str, n: int, options: dict[str, Any]) -> ImagesResponse:
+        import openai
+
+        try:
+            # With **options, mypy cannot pick among the SDK's (stream=...) overloads.
+            response: ImagesResponse = await self._loaded_clients().api.images.generate(
+                model=self.model, prompt=prompt, n=n, timeout=self.timeout, **options
+            )
+        except openai.APIStatusError as exc:
+            secret = self.api_key.get_secret_value() if self.api_key else ""
+            raise OpenAIRequestError.from_status_error(exc, secret) from exc
+        return response
+
+    async def _image_of(self, item: Image) -> str:
+        """The image as base64, downloaded first if the API sent a URL."""
+        if item.b64_json:
+            return item.b64_json
+        if item.url:
+            response = await self._loaded_clients().downloads.get(item.url, timeout=self.timeout)
+            response.raise_for_status()
+            return encode_bytes(response.content)
+        raise ImgenError("OpenAI returned an image with neither b64_json nor a url.")
+
+
+async def _all(calls: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run the calls concurrently; on the first failure cancel the rest and raise it as is."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failures:
+        # The engine classifies one failure for retries; a group would hide its kind.
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]

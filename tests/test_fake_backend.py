@@ -1,0 +1,56 @@
+"""The built-in fake backends pass the conformance kit and behave as documented."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import imgen
+from imgen.errors import GenerationError
+from imgen.images import decode_image
+from imgen.testing import AsyncFakeImageGeneration, BackendContract, FakeImageGeneration
+
+
+class TestFakeContract(BackendContract):
+    @pytest.fixture
+    def model(self) -> Iterator[FakeImageGeneration]:
+        with FakeImageGeneration(width=16, height=16) as model:
+            yield model
+
+
+class TestAsyncFakeContract(BackendContract):
+    generation_kwargs = {"seed": 7}
+
+    @pytest.fixture
+    def model(self) -> Iterator[AsyncFakeImageGeneration]:
+        with AsyncFakeImageGeneration(image_format="webp") as model:
+            yield model
+
+
+def test_images_are_deterministic_per_prompt_seed_and_index() -> None:
+    model = imgen.get_model("fake-async", width=12, height=10)
+    first = model.generate(["a fox", "a fox", "a cat"], num_generations=2, seed=3)
+    again = model.generate(["a fox"], num_generations=2, seed=3)
+    assert first[0] == first[1] == again[0]
+    assert first[0][0]["seeds"] == [3, 4]
+    assert first[0][0]["images"][0] != first[0][0]["images"][1]
+    assert first[2][0]["images"] != first[0][0]["images"]
+    assert decode_image(first[0][0]["images"][0]).size == (12, 10)
+    sync = FakeImageGeneration(width=12, height=10).generate_outputs(["a fox"], 2, seed=3)
+    assert sync[0] == first[0]
+
+
+def test_failure_rate_is_seeded_and_retryable() -> None:
+    class Patient(AsyncFakeImageGeneration):
+        retry_initial_delay = 0.0
+
+    prompts = [f"p{i}" for i in range(40)]
+    flaky = Patient(failure_rate=0.5, max_retries=0, on_error="record")
+    failed = [i for i, o in enumerate(flaky.generate(prompts)) if "error" in o[0]]
+    assert 5 < len(failed) < 35
+    repeat = Patient(failure_rate=0.5, max_retries=0, on_error="record")
+    assert [i for i, o in enumerate(repeat.generate(prompts)) if "error" in o[0]] == failed
+    assert len(Patient(failure_rate=0.5, max_retries=20).generate(prompts)) == 40
+    with pytest.raises(GenerationError):
+        AsyncFakeImageGeneration(failure_rate=1.0, max_retries=0).generate(["x"])

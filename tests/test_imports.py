@@ -1,0 +1,28 @@
+"""`import imgen` stays light: no SDK, torch or Pillow until a model needs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["PIL", "openai", "huggingface_hub", "torch", "diffusers", "importlib_metadata"]
+
+
+def imported_after(code: str) -> list[str]:
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    return list(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_import_imgen_imports_nothing_heavy() -> None:
+    assert imported_after("import imgen") == []
+
+
+def test_resolving_the_fake_backend_imports_no_sdk() -> None:
+    # Discovery needs importlib_metadata; Pillow waits until an image is made.
+    assert imported_after("import imgen; imgen.get_model('fake:x')") == ["importlib_metadata"]
