@@ -16,14 +16,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from imgen.docstrings import Docstring, parse_google_docstring
-from imgen.errors import InvalidInputError, did_you_mean
+from imgen.errors import InvalidInputError
 from imgen.retry import RetryPolicy, is_transient
 from imgen.runtime_parameters import (
     RuntimeParameter,
@@ -32,6 +31,7 @@ from imgen.runtime_parameters import (
     validation_error,
 )
 from imgen.serialization import _Serializable
+from imgen.validation import check_generation_kwargs, check_inputs, kwarg_parameters
 
 if TYPE_CHECKING:
     # asyncio alone costs ~20 ms at import; only async work needs it, so the engine and the
@@ -39,31 +39,6 @@ if TYPE_CHECKING:
     from imgen.event_loop import BackgroundLoop
 
 __all__ = ["AsyncImageGenerationModel", "ImageGenerationModel"]
-
-# Parameters of generate/agenerate that are not generation kwargs.
-_NOT_KWARGS = frozenset({"self", "input", "inputs", "num_generations"})
-
-
-def check_inputs(inputs: Any, num_generations: Any) -> None:
-    """Reject a batch that is not a list of non-empty prompts, or a bad `num_generations`."""
-    if not isinstance(inputs, list):
-        raise InvalidInputError(
-            f"inputs must be a list of prompts, got {type(inputs).__name__}: {inputs!r:.80}"
-        )
-    for index, prompt in enumerate(inputs):
-        if not isinstance(prompt, str):
-            raise InvalidInputError(
-                f"inputs[{index}] must be a string, got {type(prompt).__name__}: {prompt!r:.80}"
-            )
-        if not prompt.strip():
-            raise InvalidInputError(f"inputs[{index}] is an empty prompt: {prompt!r}")
-    if isinstance(num_generations, bool) or not isinstance(num_generations, int):
-        raise InvalidInputError(
-            f"num_generations must be an int >= 1, got {type(num_generations).__name__}: "
-            f"{num_generations!r}"
-        )
-    if num_generations < 1:
-        raise InvalidInputError(f"num_generations must be >= 1, got {num_generations}")
 
 
 class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
@@ -210,41 +185,10 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
         return parse_google_docstring(self._generation_method())
 
     def _kwarg_parameters(self) -> tuple[dict[str, inspect.Parameter], bool]:
-        named: dict[str, inspect.Parameter] = {}
-        open_ended = False
-        for param in self.generate_parameters:
-            if param.kind is inspect.Parameter.VAR_KEYWORD:
-                open_ended = True
-            elif (
-                param.kind is not inspect.Parameter.VAR_POSITIONAL and param.name not in _NOT_KWARGS
-            ):
-                named[param.name] = param
-        return named, open_ended
+        return kwarg_parameters(self._generation_method())
 
     def _check_generation_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        named, open_ended = self._kwarg_parameters()
-        adapters = _kwarg_adapters(type(self), self._generation_method())
-        checked: dict[str, Any] = {}
-        for name, value in kwargs.items():
-            if name not in named and not open_ended:
-                known = ", ".join(named) or "none"
-                raise InvalidInputError(
-                    f"Unknown generation kwarg {name!r} for {type(self).__name__}."
-                    f"{did_you_mean(name, named)} Known: {known}."
-                )
-            adapter = adapters.get(name)
-            if adapter is None:
-                checked[name] = value
-                continue
-            try:
-                checked[name] = adapter.validate_python(value)
-            except ValidationError as exc:
-                reason = exc.errors()[0]["msg"]
-                raise InvalidInputError(
-                    f"Invalid generation kwarg {name}={value!r} for {type(self).__name__}: "
-                    f"{reason}."
-                ) from None
-        return checked
+        return check_generation_kwargs(type(self).__name__, self._generation_method(), kwargs)
 
     def prepare_generation(
         self, inputs: Any, num_generations: Any, kwargs: Mapping[str, Any]
@@ -317,23 +261,6 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
             self.generation_kwargs = {**self.get_generation_kwargs(), **checked}
 
 
-def _kwarg_adapters(owner: type, method: Any) -> dict[str, TypeAdapter[Any]]:
-    """TypeAdapters for the annotated generation kwargs, built once per class."""
-    cache: dict[type, dict[str, TypeAdapter[Any]]] = _ADAPTERS
-    if owner not in cache:
-        try:
-            hints = typing.get_type_hints(method)
-        except Exception:  # unresolvable annotations: skip type checks, keep name checks
-            hints = {}
-        cache[owner] = {
-            name: TypeAdapter(hint)
-            for name, hint in hints.items()
-            if name not in _NOT_KWARGS and name != "return" and hint is not Any
-        }
-    return cache[owner]
-
-
-_ADAPTERS: dict[type, dict[str, TypeAdapter[Any]]] = {}
 # Threads calling generate() at once on a fresh model must end up sharing one loop.
 _LOOP_CREATION = threading.Lock()
 
@@ -476,7 +403,10 @@ class AsyncImageGenerationModel(ImageGenerationModel):
         Returns:
             One list per prompt, holding one dict with `num_generations` base64 images.
         """
-        return self.run_on_own_loop(self.agenerate_outputs(inputs, num_generations, **kwargs))
+        outputs: list[list[dict[str, Any]]] = self.run_on_own_loop(
+            self.agenerate_outputs(inputs, num_generations, **kwargs)
+        )
+        return outputs
 
     def generate_outputs(
         self, inputs: list[str], num_generations: int = 1, **kwargs: Any

@@ -25,6 +25,7 @@ from imgen.errors import (
     GenerationError,
     ImgenError,
     InvalidInputError,
+    InvalidModelSpecError,
     UnknownBackendError,
 )
 from imgen.runtime_parameters import is_secret_field
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 # Errors a user fixes by changing the command line or the environment: exit code 2.
-_USER_ERRORS = (InvalidInputError, ConfigurationError, UnknownBackendError)
+_USER_ERRORS = (InvalidInputError, InvalidModelSpecError, ConfigurationError, UnknownBackendError)
 _DEBUG_KEY = "imgen.debug"
 _SECRETS_KEY = "imgen.secrets"
 _MASK = "***"

@@ -46,8 +46,9 @@ def merge_outputs(parts: Sequence[Output]) -> Output:
     keys = dict.fromkeys(key for part in parts for key in part[0])
     for key in keys:
         values = [part[0].get(key) for part in parts]
-        if all(isinstance(v, list) for v in values):
-            merged[key] = [item for v in values for item in v]
+        lists = [v for v in values if isinstance(v, list)]
+        if len(lists) == len(values):
+            merged[key] = [item for v in lists for item in v]
         elif all(v == values[0] for v in values):
             merged[key] = values[0]
         else:

@@ -89,6 +89,6 @@ class RetryPolicy:
         asked = retry_after_of(exc)
         if asked is not None:
             return asked
-        backoff = min(self.max_delay, self.initial_delay * 2**retry)
+        backoff = min(self.max_delay, self.initial_delay * 2.0**retry)
         # Full jitter spreads out clients that failed together.
         return backoff * random.uniform(0.5, 1.0)

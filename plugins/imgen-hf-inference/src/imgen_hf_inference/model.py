@@ -201,16 +201,19 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
+        # ConfigurationError, not ValueError: pydantic would wrap a ValueError with the raw
+        # constructor input, and imgen's message for it would then show api_key in clear.
+        name = type(self).__name__
         if self.model is None and self.base_url is None:
-            raise ValueError(
-                "set model (a Hub model id, e.g. black-forest-labs/FLUX.1-schnell) or "
-                "base_url (a server URL)"
+            raise ConfigurationError(
+                f"{name} needs model (a Hub model id, e.g. black-forest-labs/FLUX.1-schnell) "
+                "or base_url (a server URL)."
             )
         if self.model is not None and self.base_url is not None:
-            raise ValueError("set model or base_url, not both")
+            raise ConfigurationError(f"{name} takes model or base_url, not both.")
         if self.base_url is not None and self.provider != "auto":
-            raise ValueError(
-                "provider applies to Hub model ids only; a base_url is called directly"
+            raise ConfigurationError(
+                f"{name}.provider applies to Hub model ids only; a base_url is called directly."
             )
         return self
 
@@ -230,8 +233,9 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         """
         _disable_hub_telemetry()
         import huggingface_hub
+        from huggingface_hub import constants
 
-        if huggingface_hub.constants.is_offline_mode():
+        if constants.is_offline_mode():
             raise ConfigurationError(
                 "HF_HUB_OFFLINE is set, so huggingface_hub refuses every request, even to a "
                 "local base_url. Unset it to use the hf-inference backend."
@@ -333,7 +337,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
             InferenceRequestError: The server answered with an error status.
             huggingface_hub.errors.InferenceTimeoutError: A request outlived `timeout`.
         """
-        parameters = {
+        options = {
             "negative_prompt": negative_prompt,
             "height": height,
             "width": width,
@@ -344,13 +348,13 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         }
         seeds = None if seed is None else [seed + k for k in range(num_generations)]
         per_image = seeds or [None] * num_generations
-        images = await _all(self._image(input, {**parameters, "seed": s}) for s in per_image)
+        images = await _all(self._image(input, {**options, "seed": s}) for s in per_image)
         output: dict[str, Any] = {"images": images, "format": self.image_format}
         if seeds is not None:
             output["seeds"] = seeds
         return [output]
 
-    async def _image(self, prompt: str, parameters: dict[str, Any]) -> str:
+    async def _image(self, prompt: str, options: dict[str, Any]) -> str:
         """One request for one image, as base64 in `image_format`."""
         from huggingface_hub.errors import HfHubHTTPError
 
@@ -359,7 +363,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         # The client reads its timeout per request: follow a timeout changed after load().
         self._client.timeout = self.timeout
         try:
-            image = await self._client.text_to_image(prompt, **parameters)
+            image = await self._client.text_to_image(prompt, **options)
         except HfHubHTTPError as exc:
             raise self._request_error(exc) from exc
         # Decoding and re-encoding is CPU work: a thread keeps the loop serving other requests.
