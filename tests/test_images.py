@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,6 @@ def test_write_image_picks_the_suffix_and_leaves_no_temp_file(tmp_path: Path) ->
     assert written == tmp_path / "out" / "picture.jpg"
     assert written.read_bytes() == buffer.getvalue()
     assert sorted(p.name for p in written.parent.iterdir()) == ["picture.jpg"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert written.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600

@@ -11,12 +11,13 @@ import inspect
 import json
 import os
 import re
+import sys
 import threading
 import time
 import types
 import typing
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -87,7 +88,7 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _echo_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:
@@ -186,7 +187,7 @@ def _describe_generation_kwargs(model: imgen.ImageGenerationModel) -> list[dict[
     except Exception:  # a name only imported under TYPE_CHECKING: show the annotation text
         signature = inspect.signature(method)
     info = model.get_runtime_parameters_info()
-    keys = next((entry["keys"] for entry in info if "keys" in entry), [])
+    keys: list[dict[str, Any]] = next((e["keys"] for e in info if "keys" in e), [])
     described = []
     for key in keys:
         param = signature.parameters[key["name"]]
@@ -206,7 +207,7 @@ def _describe_backend(cls: type[imgen.ImageGenerationModel]) -> dict[str, Any]:
     listed = next((i for i in imgen.list_backends() if i.class_path == class_path), None)
     # inspect.getdoc would fall back to the base class's docstring, which describes no backend.
     docstring = parse_google_docstring(cls if cls.__dict__.get("__doc__") else None)
-    descriptions = cls._field_descriptions()
+    descriptions = cls.field_descriptions()
     model = _introspection_instance(cls)
     return {
         "name": cls.backend_name,
@@ -404,9 +405,8 @@ def generate(
     built = build_model(model, dict(fields), dict(generation_kwargs))
     spec = model_spec(built)
     count = len(prompts) * num_generations
-    stderr = click.get_text_stream("stderr")
     failure: GenerationError | None = None
-    with built, _status(f"Generating {count} image(s) with {spec}...", stderr):
+    with built, _status(f"Generating {count} image(s) with {spec}...", sys.stderr):
         try:
             outputs: list[Any] = built.generate_outputs(prompts, num_generations=num_generations)
         except GenerationError as exc:

@@ -67,7 +67,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-class KeyValue(click.ParamType):
+class KeyValue(click.ParamType):  # type: ignore[type-arg]  # generic since click 8.2 only
     """A `KEY=VALUE` option value, converted to `(key, parsed value)`."""
 
     name = "KEY=VALUE"
@@ -228,9 +228,9 @@ class ImgenGroup(click.Group):
         module_name, _, attribute = target.partition(":")
         if not _module_exists(module_name):
             return None
-        command = getattr(importlib.import_module(module_name), attribute)
-        self.add_command(command, cmd_name)
-        return command
+        imported: click.Command = getattr(importlib.import_module(module_name), attribute)
+        self.add_command(imported, cmd_name)
+        return imported
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn any exception into one line on stderr and an exit code."""

@@ -51,9 +51,10 @@ class MissingCredentialsError(ConfigurationError):
         self.backend = backend
         self.field = field
         self.env_var = env_var
-        where = f"set the environment variable {env_var} or " if env_var else ""
+        where = f"set the environment variable {env_var}, or " if env_var else ""
         super().__init__(
-            f"The {backend!r} backend needs an API key: {where}pass {field}=... to the model."
+            f"The {backend!r} backend needs an API key: {where}set the model field {field} "
+            f"(in Python {field}=..., on the command line -O {field}=...)."
         )
 
 

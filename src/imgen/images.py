@@ -9,6 +9,7 @@ import base64
 import binascii
 import io
 import os
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,14 +86,14 @@ def write_image(b64: str, path: str | os.PathLike[str]) -> Path:
     Returns:
         The path written.
     """
-    import tempfile  # imported here: it costs more at import time than all of this module
-
     data = decode_bytes(b64)
     target = Path(path)
     if not target.suffix:
         target = target.with_suffix("." + EXTENSIONS.get(detect_format(data) or "", "bin"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # O_EXCL claims a fresh name; mode 0o666 lets the umask decide, as for any new file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

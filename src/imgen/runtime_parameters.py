@@ -116,8 +116,8 @@ class RuntimeParametersModelMixin(BaseModel):
     """
 
     @classmethod
-    def _field_descriptions(cls) -> dict[str, str]:
-        # Field(description=...) wins; a class docstring's Attributes section fills the gaps.
+    def field_descriptions(cls) -> dict[str, str]:
+        """Each field's description: `Field(description=...)`, else the class docstring's."""
         described: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             if issubclass(klass, BaseModel):
@@ -152,7 +152,7 @@ class RuntimeParametersModelMixin(BaseModel):
 
         Nested models appear as `{"name": ..., "runtime_parameters_info": [...]}`.
         """
-        descriptions = self._field_descriptions()
+        descriptions = self.field_descriptions()
         info: list[dict[str, Any]] = []
         for name, field in self._runtime_fields().items():
             value = getattr(self, name)

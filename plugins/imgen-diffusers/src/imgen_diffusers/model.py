@@ -7,22 +7,19 @@ that resolving the backend by name stays cheap.
 from __future__ import annotations
 
 import ctypes
-import functools
 import gc
 import importlib.util
 import os
 import re
 import secrets
 import sys
-import typing
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 
 from imgen import ImageGenerationModel
-from imgen.errors import ConfigurationError, InvalidInputError
+from imgen.errors import ConfigurationError
 from imgen.images import encode_image
 
 if TYPE_CHECKING:
@@ -192,31 +189,6 @@ class DiffusersImageGeneration(ImageGenerationModel):
         _empty_accelerator_caches()
         _trim_c_heap()
 
-    def prepare_generation(
-        self, inputs: Any, num_generations: Any, kwargs: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Validate a batch before any work, including the ranges declared on `generate`.
-
-        The core checks each kwarg's type but reads the hints without their `Annotated`
-        constraints (steps >= 1, sides multiples of 8, ...); this checks those too, before the
-        weights load or the pipeline runs.
-
-        Raises:
-            InvalidInputError: Bad prompts, count, kwarg name or kwarg value.
-        """
-        merged = super().prepare_generation(inputs, num_generations, kwargs)
-        adapters = _constrained_kwargs()
-        checked = {}
-        for name, value in merged.items():
-            try:
-                checked[name] = adapters[name].validate_python(value)
-            except ValidationError as exc:
-                raise InvalidInputError(
-                    f"Invalid generation kwarg {name}={value!r} for {type(self).__name__}: "
-                    f"{exc.errors()[0]['msg']}."
-                ) from None
-        return checked
-
     def generate(
         self,
         inputs: list[str],
@@ -289,17 +261,6 @@ class DiffusersImageGeneration(ImageGenerationModel):
             ]
             for first in range(0, len(prompts), num_generations)
         ]
-
-
-@functools.cache
-def _constrained_kwargs() -> dict[str, TypeAdapter[Any]]:
-    """Validators for generate's kwargs, built from its hints with their constraints kept."""
-    hints = typing.get_type_hints(DiffusersImageGeneration.generate, include_extras=True)
-    return {
-        name: TypeAdapter(hint)
-        for name, hint in hints.items()
-        if name not in ("inputs", "num_generations", "return")
-    }
 
 
 def _pipeline_source(model: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Coroutine, Iterable
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -199,23 +199,28 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
             )
         return provider
 
-    @model_validator(mode="after")
-    def _one_target(self) -> Self:
+    @model_validator(mode="before")
+    @classmethod
+    def _one_target(cls, data: Any) -> Any:
+        # Before, not after: on assignment pydantic would already have stored the bad value.
         # ConfigurationError, not ValueError: pydantic would wrap a ValueError with the raw
-        # constructor input, and imgen's message for it would then show api_key in clear.
-        name = type(self).__name__
-        if self.model is None and self.base_url is None:
+        # input, and imgen's message for it would then show api_key in clear.
+        if not isinstance(data, dict):
+            return data
+        model, base_url = data.get("model"), data.get("base_url")
+        if model is None and base_url is None:
             raise ConfigurationError(
-                f"{name} needs model (a Hub model id, e.g. black-forest-labs/FLUX.1-schnell) "
-                "or base_url (a server URL)."
+                f"{cls.__name__} needs model (a Hub model id, e.g. "
+                "black-forest-labs/FLUX.1-schnell) or base_url (a server URL)."
             )
-        if self.model is not None and self.base_url is not None:
-            raise ConfigurationError(f"{name} takes model or base_url, not both.")
-        if self.base_url is not None and self.provider != "auto":
+        if model is not None and base_url is not None:
+            raise ConfigurationError(f"{cls.__name__} takes model or base_url, not both.")
+        if base_url is not None and data.get("provider", "auto") != "auto":
             raise ConfigurationError(
-                f"{name}.provider applies to Hub model ids only; a base_url is called directly."
+                f"{cls.__name__}.provider applies to Hub model ids only; "
+                "a base_url is called directly."
             )
-        return self
+        return data
 
     @property
     def model_name(self) -> str:
@@ -267,7 +272,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
     def _close_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            self.run_on_own_loop(client.close())
+            self.run_on_own_loop(client.close())  # type: ignore[no-untyped-call]
 
     def _secret(self) -> str:
         return self.api_key.get_secret_value() if self.api_key is not None else ""
@@ -347,7 +352,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
             "extra_body": extra_body,
         }
         seeds = None if seed is None else [seed + k for k in range(num_generations)]
-        per_image = seeds or [None] * num_generations
+        per_image: list[int | None] = [*seeds] if seeds is not None else [None] * num_generations
         images = await _all(self._image(input, {**options, "seed": s}) for s in per_image)
         output: dict[str, Any] = {"images": images, "format": self.image_format}
         if seeds is not None:
@@ -357,6 +362,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
     async def _image(self, prompt: str, options: dict[str, Any]) -> str:
         """One request for one image, as base64 in `image_format`."""
         from huggingface_hub.errors import HfHubHTTPError
+        from PIL import UnidentifiedImageError
 
         if self._client is None:
             raise ImgenError(f"{type(self).__name__} is not loaded: call load() first.")
@@ -366,6 +372,11 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
             image = await self._client.text_to_image(prompt, **options)
         except HfHubHTTPError as exc:
             raise self._request_error(exc) from exc
+        except UnidentifiedImageError as exc:
+            raise ImgenError(
+                f"{self.model_name} answered with data that is not an image: "
+                "is it a text-to-image endpoint?"
+            ) from exc
         # Decoding and re-encoding is CPU work: a thread keeps the loop serving other requests.
         return await asyncio.to_thread(encode_image, image, self.image_format)
 
@@ -390,9 +401,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         secret = self._secret()
         if secret:
             message = message.replace(secret, "***")
-        return InferenceRequestError(
-            message, status_code=status, retry_after=retry_after_of(exc)
-        )
+        return InferenceRequestError(message, status_code=status, retry_after=retry_after_of(exc))
 
 
 async def _all(calls: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:

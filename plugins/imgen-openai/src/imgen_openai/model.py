@@ -180,8 +180,7 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
         transport_errors = (openai.APIConnectionError, httpx2.TransportError)
         return isinstance(exc, transport_errors) or is_transient(exc)
 
-    # The base declares **kwargs; a backend names its kwargs so the engine can validate them.
-    async def agenerate(  # type: ignore[override]
+    async def agenerate(
         self,
         input: str,
         num_generations: int = 1,

@@ -1,0 +1,122 @@
+"""imgen-openai throughput against the bare SDK: 2,000 image requests at concurrency 64.
+
+Both sides send their requests through the real openai SDK to the same fake Images API on a
+local server (b64_json mode, a 1x1 PNG), so what differs is imgen's own cost: validation, the
+engine's slots, timeouts and retry bookkeeping, the hop to the model's event loop, and the
+output dicts. Rounds alternate; the ratio is imgen / bare (higher is better).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+HERE = Path(__file__).resolve().parent
+if __name__ == "__main__":
+    # Run as a script, this folder comes first on sys.path, where this file would shadow the
+    # openai SDK; keep it reachable for `harness`, but last.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+
+from harness import Row  # noqa: E402
+from imgen_openai import OpenAIImageGeneration  # noqa: E402
+
+from imgen.images import encode_bytes  # noqa: E402
+from imgen.testing import LocalServer, Reply  # noqa: E402
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+REQUESTS = 2_000
+CONCURRENCY = 64
+ROUNDS = 5
+MODEL = "gpt-image-1"
+API_KEY = "sk-bench"
+
+
+def _tiny_png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1), (200, 40, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _serve_images(server: LocalServer) -> None:
+    reply = Reply.json({"created": 0, "data": [{"b64_json": encode_bytes(_tiny_png())}]})
+    server.route("POST", "/v1/images/generations", lambda request: reply)
+
+
+async def _imgen(model: OpenAIImageGeneration, prompts: list[str]) -> float:
+    start = time.perf_counter()
+    outputs = await model.agenerate_outputs(prompts)
+    elapsed = time.perf_counter() - start
+    assert len(outputs) == len(prompts)
+    return len(prompts) / elapsed
+
+
+async def _bare(client: AsyncOpenAI, prompts: list[str]) -> float:
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(prompt: str) -> list[str | None]:
+        async with slots:
+            response = await client.images.generate(model=MODEL, prompt=prompt, n=1)
+            return [image.b64_json for image in response.data or []]
+
+    start = time.perf_counter()
+    outputs = await asyncio.gather(*(one(prompt) for prompt in prompts))
+    elapsed = time.perf_counter() - start
+    assert len(outputs) == len(prompts)
+    return len(prompts) / elapsed
+
+
+def throughput(rounds: int = ROUNDS) -> Row:
+    """Median requests/s of imgen-openai and of the bare SDK, measured alternately."""
+    prompts = [f"prompt {i}" for i in range(REQUESTS)]
+    with LocalServer() as server:
+        _serve_images(server)
+        base_url = server.url + "/v1"
+        model = OpenAIImageGeneration(
+            model=MODEL, api_key=API_KEY, base_url=base_url, max_concurrency=CONCURRENCY
+        )
+
+        async def measure() -> tuple[list[float], list[float]]:
+            from openai import AsyncOpenAI
+
+            ours, bare = [], []
+            # Like the model, the bare client keeps one connection pool for every round.
+            async with AsyncOpenAI(api_key=API_KEY, base_url=base_url, max_retries=0) as client:
+                # Warm-up: event loops, connection pools and the SDK's lazy imports.
+                await _imgen(model, prompts[:CONCURRENCY])
+                await _bare(client, prompts[:CONCURRENCY])
+                for _ in range(rounds):
+                    ours.append(await _imgen(model, prompts))
+                    bare.append(await _bare(client, prompts))
+            return ours, bare
+
+        with model:
+            ours, bare = asyncio.run(measure())
+    subject, baseline = statistics.median(ours), statistics.median(bare)
+    return Row(
+        f"{REQUESTS:,} image requests at concurrency {CONCURRENCY} to a local server: "
+        "imgen-openai vs AsyncOpenAI + Semaphore + gather",
+        f"{subject:,.0f} req/s",
+        f"{baseline:,.0f} req/s",
+        subject / baseline,
+        ">= 0.95x",
+        kind="throughput",
+    )
+
+
+def run() -> list[Row]:
+    return [throughput()]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"{row.benchmark}\n  imgen-openai: {row.subject}\n  bare SDK:     {row.baseline}")
+        print(f"  ratio:        {row.ratio:.2f}x (target {row.target})")

@@ -1,0 +1,81 @@
+"""The `echo` backend: every image is one solid colour, derived from the prompt and the seed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from imgen import AsyncImageGenerationModel
+from imgen.images import encode_bytes
+
+ImageFormat = Literal["png", "jpeg", "webp"]
+Pixels = Annotated[int, Field(ge=1, le=1024)]
+
+
+def colour_of(prompt: str, seed: int) -> tuple[int, int, int]:
+    """The RGB colour of a prompt's image: the first three bytes of a hash, so reruns agree."""
+    digest = hashlib.sha256(f"{seed}:{prompt}".encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def render(colour: tuple[int, int, int], width: int, height: int, image_format: str) -> bytes:
+    """Encode a `width` x `height` image filled with `colour`."""
+    from PIL import Image  # imported on use: the plugin module must stay cheap to import
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, format=image_format.upper())
+    return buffer.getvalue()
+
+
+class EchoImageGeneration(AsyncImageGenerationModel):
+    """Solid-colour images derived from the prompt: a teaching backend that calls no service."""
+
+    backend_name: ClassVar[str] = "echo"
+
+    model: Literal["solid"] = Field("solid", description='The model id; only "solid" exists.')
+    image_format: ImageFormat = Field("png", description="The encoding of the images.")
+
+    @property
+    def model_name(self) -> str:
+        """The model id."""
+        return self.model
+
+    async def agenerate(
+        self,
+        input: str,
+        num_generations: int = 1,
+        width: Pixels = 64,
+        height: Pixels = 64,
+        seed: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Render `num_generations` solid-colour images for one prompt.
+
+        Args:
+            input: The prompt.
+            num_generations: Images to render.
+            width: Image width in pixels (1..1024).
+            height: Image height in pixels (1..1024).
+            seed: Image k is coloured from the prompt and `seed + k`.
+
+        Returns:
+            A list holding one dict: "images" (base64 strings), "format", "seeds" and
+            "colours" (each image's colour as "#rrggbb").
+        """
+        seeds = [seed + k for k in range(num_generations)]
+        colours = [colour_of(input, s) for s in seeds]
+        # Encoding is CPU work: a worker thread keeps the event loop free for other prompts.
+        images = await asyncio.gather(
+            *(asyncio.to_thread(render, c, width, height, self.image_format) for c in colours)
+        )
+        return [
+            {
+                "images": [encode_bytes(data) for data in images],
+                "format": self.image_format,
+                "seeds": seeds,
+                "colours": ["#{:02x}{:02x}{:02x}".format(*colour) for colour in colours],
+            }
+        ]

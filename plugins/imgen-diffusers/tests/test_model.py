@@ -1,0 +1,364 @@
+"""Behaviour of the diffusers backend on a tiny random-weight pipeline, all on the CPU, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from diffusers import AutoPipelineForText2Image
+
+from imgen.errors import ConfigurationError, InvalidInputError
+from imgen.images import decode_bytes, decode_image, detect_format, encode_image
+from imgen_diffusers import DiffusersImageGeneration
+
+PROMPTS = ["a red fox", "the blue house"]
+
+
+def pixels(b64_images: list[str]) -> np.ndarray:
+    """The images stacked as one uint8 array."""
+    return np.stack([np.asarray(decode_image(b64)) for b64 in b64_images])
+
+
+def images_of(outputs: list[list[dict[str, Any]]]) -> list[str]:
+    """Every image of a batch's outputs, in input order."""
+    return [b64 for output in outputs for b64 in output[0]["images"]]
+
+
+@pytest.fixture(scope="module")
+def raw_pipeline(tiny_pipeline_path: Path) -> Any:
+    """The tiny pipeline loaded by diffusers directly, without the backend."""
+    pipeline = AutoPipelineForText2Image.from_pretrained(tiny_pipeline_path)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def raw_call(pipeline: Any, prompts: list[str], seeds: list[int], **options: Any) -> list[str]:
+    """One plain pipeline call, one CPU generator per image, encoded to base64 PNG."""
+    result = pipeline(
+        prompt=prompts,
+        generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
+        output_type="pil",
+        **options,
+    )
+    return [encode_image(image, "png") for image in result.images]
+
+
+@pytest.fixture
+def make_model(tiny_pipeline_path: Path) -> Iterator[Any]:
+    """Build loaded models on the tiny pipeline with the given fields; unloads them after."""
+    made: list[DiffusersImageGeneration] = []
+
+    def make(**fields: Any) -> DiffusersImageGeneration:
+        model = DiffusersImageGeneration(model=tiny_pipeline_path, device="cpu", **fields)
+        model.load()
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        model.unload()
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def test_loads_the_local_folder_through_from_pretrained(
+    model: DiffusersImageGeneration, tiny_pipeline_path: Path
+) -> None:
+    assert model.model_name == str(tiny_pipeline_path)
+    assert type(model.pipeline).__name__ == "StableDiffusionPipeline"
+    assert type(model.pipeline.scheduler).__name__ == "DDIMScheduler"
+    assert model.pipeline.device.type == "cpu"
+
+
+def test_auto_device_and_dtype(tiny_pipeline_path: Path) -> None:
+    with DiffusersImageGeneration(model=tiny_pipeline_path) as model:
+        device = model.pipeline.device.type
+        if torch.cuda.is_available():
+            assert device == "cuda"
+        elif torch.backends.mps.is_available():
+            assert device == "mps"
+        else:
+            assert device == "cpu"
+        assert model.pipeline.dtype == (torch.float32 if device == "cpu" else torch.float16)
+
+
+def test_explicit_dtype_is_used(make_model: Any) -> None:
+    assert make_model(torch_dtype="bfloat16").pipeline.dtype == torch.bfloat16
+
+
+def test_pipeline_kwargs_reach_from_pretrained(tiny_pipeline_path: Path) -> None:
+    # use_safetensors=False makes diffusers look for .bin weights, which the folder lacks.
+    model = DiffusersImageGeneration(
+        model=tiny_pipeline_path, device="cpu", pipeline_kwargs={"use_safetensors": False}
+    )
+    with pytest.raises(ConfigurationError, match=r"diffusion_pytorch_model\.bin"):
+        model.load()
+
+
+# -- outputs, seeds, batching -------------------------------------------------------------
+
+
+def test_outputs_carry_format_and_per_image_seeds(
+    model: DiffusersImageGeneration, fast_kwargs: dict[str, Any]
+) -> None:
+    outputs = model.generate_outputs(PROMPTS, num_generations=3, seed=10, **fast_kwargs)
+    assert [output[0]["seeds"] for output in outputs] == [[10, 11, 12], [13, 14, 15]]
+    for output in outputs:
+        assert output[0]["format"] == "png"
+        assert pixels(output[0]["images"]).shape == (3, 64, 64, 3)
+
+
+def test_same_seed_same_pixels_and_different_seeds_differ(
+    model: DiffusersImageGeneration, fast_kwargs: dict[str, Any]
+) -> None:
+    first = images_of(model.generate_outputs(PROMPTS, 2, seed=5, **fast_kwargs))
+    again = images_of(model.generate_outputs(PROMPTS, 2, seed=5, **fast_kwargs))
+    other = images_of(model.generate_outputs(PROMPTS, 2, seed=6, **fast_kwargs))
+    assert first == again
+    assert len(set(first)) == 4, "every image has its own seed"
+    assert all(a != b for a, b in zip(first, other, strict=True))
+
+
+def test_random_seed_is_reported_and_reproduces_the_images(
+    model: DiffusersImageGeneration, fast_kwargs: dict[str, Any]
+) -> None:
+    first = model.generate_outputs(["a red fox"], 2, **fast_kwargs)[0][0]
+    base = first["seeds"][0]
+    assert first["seeds"] == [base, base + 1]
+    again = model.generate_outputs(["a red fox"], 2, seed=base, **fast_kwargs)[0][0]
+    assert again["images"] == first["images"]
+    later = model.generate_outputs(["a red fox"], 2, **fast_kwargs)[0][0]
+    assert later["seeds"][0] != base, "seed=None draws a fresh base seed each call"
+
+
+def test_images_match_a_raw_pipeline_call_bit_exactly(
+    make_model: Any, raw_pipeline: Any, fast_kwargs: dict[str, Any]
+) -> None:
+    """With batch_size 3, 2 prompts x 2 images run as [fox, fox, house] + [house]."""
+    options = {**fast_kwargs, "guidance_scale": 5.0}
+    model = make_model(batch_size=3)
+    outputs = model.generate_outputs(
+        PROMPTS, 2, seed=7, negative_prompt="blurry", **options
+    )
+    fox, house = PROMPTS
+    expected = raw_call(
+        raw_pipeline, [fox, fox, house], [7, 8, 9], negative_prompt=["blurry"] * 3, **options
+    ) + raw_call(raw_pipeline, [house], [10], negative_prompt=["blurry"], **options)
+    assert images_of(outputs) == expected
+
+
+def test_batch_size_1_and_8_agree_up_to_cpu_rounding(
+    make_model: Any, raw_pipeline: Any, fast_kwargs: dict[str, Any]
+) -> None:
+    """batch_size 1 and 8 give the same seeds and, up to CPU rounding, the same pixels.
+
+    Bit-exact equality across batch sizes is impossible on CPU: torch's Linear, Conv2d and
+    GroupNorm kernels block and accumulate differently for different batch sizes, so a few
+    float values differ in their last bits and a handful of pixels round to the neighbouring
+    uint8 level (we measured 6-7 of 98,304 values). Off-by-one is allowed in at most 0.1% of
+    the values. For a fixed batch composition the backend is bit-exact: batch_size 8 equals
+    one raw pipeline call of the same 8 images.
+    """
+    one = make_model(batch_size=1).generate_outputs(PROMPTS, 4, seed=0, **fast_kwargs)
+    eight = make_model(batch_size=8).generate_outputs(PROMPTS, 4, seed=0, **fast_kwargs)
+    assert [o[0]["seeds"] for o in one] == [o[0]["seeds"] for o in eight] == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+    ]
+    a = pixels(images_of(one)).astype(np.int16)
+    b = pixels(images_of(eight)).astype(np.int16)
+    assert np.abs(a - b).max() <= 1
+    assert np.count_nonzero(a != b) <= a.size // 1000
+
+    raw = raw_call(raw_pipeline, [PROMPTS[0]] * 4 + [PROMPTS[1]] * 4, list(range(8)), **fast_kwargs)
+    assert images_of(eight) == raw
+
+
+# -- generation parameters ----------------------------------------------------------------
+
+
+def test_height_and_width_set_the_image_size(
+    model: DiffusersImageGeneration, fast_kwargs: dict[str, Any]
+) -> None:
+    outputs = model.generate_outputs(["a red fox"], **{**fast_kwargs, "height": 64, "width": 128})
+    assert pixels(outputs[0][0]["images"]).shape == (1, 64, 128, 3)
+
+
+def test_negative_prompt_changes_the_images(
+    model: DiffusersImageGeneration, fast_kwargs: dict[str, Any]
+) -> None:
+    options = {**fast_kwargs, "seed": 3, "guidance_scale": 7.5}
+    plain = model.generate_outputs(["a red fox"], **options)
+    negative = model.generate_outputs(["a red fox"], negative_prompt="blurry", **options)
+    assert images_of(plain) != images_of(negative)
+
+
+@pytest.mark.parametrize("image_format", ["jpeg", "webp"])
+def test_image_format(make_model: Any, fast_kwargs: dict[str, Any], image_format: str) -> None:
+    outputs = make_model(image_format=image_format).generate_outputs(["a red fox"], **fast_kwargs)
+    assert outputs[0][0]["format"] == image_format
+    assert detect_format(decode_bytes(outputs[0][0]["images"][0])) == image_format
+
+
+def test_generation_prints_no_progress_bars(
+    model: DiffusersImageGeneration, fast_kwargs: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    capfd.readouterr()
+    model.generate_outputs(PROMPTS, 2, **fast_kwargs)
+    assert capfd.readouterr() == ("", "")
+
+
+# -- memory -------------------------------------------------------------------------------
+
+
+def test_unload_frees_the_pipeline_and_returns_memory(
+    tiny_pipeline_path: Path, fast_kwargs: dict[str, Any]
+) -> None:
+    """After unload() the weights are garbage and RSS is back within 10% of before load().
+
+    The baseline is taken after a first load/generate/unload cycle: the first cycle imports
+    and initialises parts of torch, diffusers and transformers (lazy modules, kernel caches,
+    thread pools) that stay for the life of the process whatever the backend does. A second
+    cycle must then give back what it took.
+    """
+    model = DiffusersImageGeneration(model=tiny_pipeline_path, device="cpu")
+
+    def cycle() -> weakref.ref[torch.nn.Module]:
+        model.load()
+        model.generate_outputs(PROMPTS, 2, **fast_kwargs)
+        unet = weakref.ref(model.pipeline.unet)
+        model.unload()
+        return unet
+
+    cycle()
+    process = psutil.Process()
+    baseline = process.memory_info().rss
+    unet = cycle()
+    assert unet() is None, "unload() left the weights reachable"
+    assert not model.is_loaded
+    assert process.memory_info().rss <= baseline * 1.10
+
+
+# -- bad input and configuration ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_inference_steps": 0},
+        {"num_inference_steps": -3},
+        {"height": 60},
+        {"width": 0},
+        {"height": -64},
+        {"seed": -1},
+        {"guidance_scale": -1.0},
+        {"negative_prompt": 3},
+    ],
+)
+def test_bad_generation_kwargs_fail_before_anything_loads(
+    tiny_pipeline_path: Path, kwargs: dict[str, Any]
+) -> None:
+    model = DiffusersImageGeneration(model=tiny_pipeline_path, device="cpu")
+    name = next(iter(kwargs))
+    with pytest.raises(InvalidInputError, match=name):
+        model.generate_outputs(["a red fox"], **kwargs)
+    assert not model.is_loaded, "the weights loaded despite bad input"
+
+
+def test_bad_generation_kwargs_in_the_field_fail_at_construction(tiny_pipeline_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="multiple of 8"):
+        DiffusersImageGeneration(model=tiny_pipeline_path, generation_kwargs={"width": 100})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"torch_dtype": "float64"},
+        {"device": "gpu"},
+        {"device": "cuda:first"},
+        {"batch_size": 0},
+        {"image_format": "gif"},
+        {"pipeline_kwargs": {"torch_dtype": "float16"}},
+        {"pipeline_kwargs": {"revision": "main"}},
+        {"model": ""},
+    ],
+)
+def test_bad_fields_fail_at_construction(fields: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInputError, match=next(iter(fields))):
+        DiffusersImageGeneration(**fields)
+
+
+def test_missing_folder_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-pipeline"
+    model = DiffusersImageGeneration(model=missing, device="cpu")
+    with pytest.raises(ConfigurationError, match="no-such-pipeline"):
+        model.load()
+    assert not model.is_loaded
+
+
+def test_missing_relative_path_is_named() -> None:
+    model = DiffusersImageGeneration(model="./no/such/pipeline", device="cpu")
+    with pytest.raises(ConfigurationError, match=r"\./no/such/pipeline"):
+        model.load()
+
+
+def test_folder_without_model_index_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"model_index\.json"):
+        DiffusersImageGeneration(model=tmp_path, device="cpu").load()
+
+
+@pytest.mark.parametrize(("index", "cause"), [("{not json", OSError), ("{}", KeyError)])
+def test_unreadable_pipeline_folder_is_named(
+    tmp_path: Path, index: str, cause: type[Exception]
+) -> None:
+    folder = tmp_path / "broken-pipeline"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(index)
+    model = DiffusersImageGeneration(model=folder, device="cpu")
+    with pytest.raises(ConfigurationError, match="broken-pipeline") as caught:
+        model.load()
+    assert isinstance(caught.value.__cause__, cause)
+    assert not model.is_loaded
+
+
+def test_unavailable_device_fails_at_load(tiny_pipeline_path: Path) -> None:
+    model = DiffusersImageGeneration(model=tiny_pipeline_path, device="cuda:99")
+    with pytest.raises(ConfigurationError, match="cuda:99"):
+        model.load()
+    assert not model.is_loaded
+
+
+def test_cpu_offload_without_accelerate_or_gpu_fails_clearly(tiny_pipeline_path: Path) -> None:
+    model = DiffusersImageGeneration(
+        model=tiny_pipeline_path, device="cpu", enable_model_cpu_offload=True
+    )
+    with pytest.raises(ConfigurationError, match="enable_model_cpu_offload"):
+        model.load()
+    assert not model.is_loaded
+
+
+# -- packaging ----------------------------------------------------------------------------
+
+
+def test_importing_the_package_imports_nothing_heavy() -> None:
+    probe = (
+        "import json, sys\n"
+        "import imgen_diffusers, imgen_diffusers.plugin, imgen_diffusers.testing\n"
+        "imgen_diffusers.DiffusersImageGeneration(model='some/model', batch_size=2)\n"
+        "print(json.dumps([m for m in ('torch', 'diffusers', 'transformers', 'PIL') "
+        "if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []

@@ -1,0 +1,329 @@
+"""The dataset on disk: a Hugging Face `imagefolder` that a batch job fills and resumes.
+
+    DIR/images/<row:06d>-<k>.<ext>  the images
+    DIR/metadata.jsonl              a line per image: file_name, prompt, model, row, generation,
+                                    the generation kwargs, the image's own metadata (seed,
+                                    revised prompt...) and the row's carried fields
+    DIR/errors.jsonl                the rows that failed in the latest run, retried on the next
+    DIR/job.json                    the manifest (see `imgen.batch.manifest`)
+
+Crash safety rests on one order: an image is written to a temporary file and renamed into
+place, and only then is its metadata line appended, flushed and fsynced. So after any crash
+every line names a whole image, and all that can be left over is a torn last line, images with
+no line, and temporary files; `ImageFolder.open` clears all three. A row is done when each of
+its generations has a line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from imgen.batch.files import append_durably, is_temporary, write_atomically
+from imgen.batch.inputs import PromptRow, PromptSource
+from imgen.batch.manifest import JobManifest
+from imgen.errors import InvalidInputError
+from imgen.images import write_image
+
+__all__ = ["RESERVED_COLUMNS", "DoneImages", "ImageFolder", "split_output"]
+
+IMAGES = "images"
+METADATA = "metadata.jsonl"
+ERRORS = "errors.jsonl"
+MANIFEST = "job.json"
+FIXED_COLUMNS = ("file_name", "prompt", "model", "row", "generation")
+# `datasets` makes an "image" column out of file_name, so no metadata column may take the name.
+RESERVED_COLUMNS = frozenset({*FIXED_COLUMNS, "image"})
+
+logger = logging.getLogger("imgen.batch")
+
+
+def _singular(key: str) -> str:
+    return key[:-1] if key.endswith("s") and not key.endswith("ss") else key
+
+
+def split_output(output: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The metadata of each image of one output (`{"images": [...], ...}`).
+
+    A list with an entry per image is split across the images under a singular name ("seeds"
+    -> "seed", "revised_prompts" -> "revised_prompt"); any other value is shared as is.
+    """
+    count = len(output["images"])
+    shared: dict[str, Any] = {}
+    aligned: dict[str, list[Any]] = {}
+    for key, value in output.items():
+        if key == "images":
+            continue
+        if isinstance(value, list) and len(value) == count:
+            aligned[_singular(key)] = value
+        else:
+            shared[key] = value
+    return [
+        {**shared, **{name: values[k] for name, values in aligned.items()}} for k in range(count)
+    ]
+
+
+@dataclass
+class DoneImages:
+    """What a dataset holds already.
+
+    Attributes:
+        generations: Row number mapped to the generations that have a metadata line.
+        prompts: Row number mapped to the prompt its lines record.
+    """
+
+    generations: dict[int, set[int]] = field(default_factory=dict)
+    prompts: dict[int, str] = field(default_factory=dict)
+
+    def missing(self, row: int, num_generations: int) -> list[int]:
+        """The generations of `row` still to make."""
+        have = self.generations.get(row, set())
+        return [k for k in range(num_generations) if k not in have]
+
+    def check_prompts(self, source: PromptSource, root: Path) -> None:
+        """Refuse to resume when a row's prompt changed since its images were made.
+
+        Raises:
+            InvalidInputError: Naming the first row whose prompt changed.
+        """
+        for row in source.rows:
+            recorded = self.prompts.get(row.row)
+            if recorded is not None and recorded != row.prompt:
+                raise InvalidInputError(
+                    f"Row {row.row} of {source.origin} is {row.prompt!r:.80}, but the dataset in "
+                    f"{str(root)!r} made its images for {recorded!r:.80}: the prompts changed "
+                    "since the job started. Pass --no-resume (resume=False) to start over, or "
+                    "choose another output dir."
+                )
+
+
+class ImageFolder:
+    """A batch job's imagefolder dataset: checked and repaired by `open`, then appended to.
+
+    `write_images` may run in many threads at once; `append_metadata` in one at a time.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.images = self.root / IMAGES
+        self.metadata_path = self.root / METADATA
+        self.errors_path = self.root / ERRORS
+        self.manifest_path = self.root / MANIFEST
+        self._manifest: JobManifest | None = None
+        self._columns: dict[str, None] = {}
+        self._metadata: BinaryIO | None = None
+        self._errors: BinaryIO | None = None
+
+    def check_location(self) -> None:
+        """Fail early when the output dir cannot hold a dataset.
+
+        Raises:
+            InvalidInputError: The output dir is a file.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise InvalidInputError(f"Output dir {str(self.root)!r} is a file, not a folder.")
+
+    def open(
+        self, manifest: JobManifest, columns: Iterable[str], *, resume: bool, force: bool
+    ) -> DoneImages:
+        """Make sure the dataset is this job's, repair what a crash left, get ready to append.
+
+        Args:
+            manifest: This job's manifest; it replaces the one on disk.
+            columns: The metadata columns of this job besides the fixed ones and those the
+                images bring (generation kwargs, carried fields). Every line has them all.
+            resume: Keep the images made already; False starts the dataset over.
+            force: Replace another job's dataset instead of refusing.
+
+        Returns:
+            The images the dataset holds already.
+
+        Raises:
+            InvalidInputError: The dir holds another job's dataset and `force` is False.
+        """
+        self.check_location()
+        restart = self._belongs_to_another_job(manifest, force) or not resume
+        self.root.mkdir(parents=True, exist_ok=True)
+        if restart:
+            self._clear()
+        manifest.write(self.manifest_path)
+        self._manifest = manifest
+        done = self._recover()
+        self._columns.update(dict.fromkeys([*FIXED_COLUMNS, *columns]))
+        self._metadata = self.metadata_path.open("ab")
+        self._errors = self.errors_path.open("wb")  # this run's failures only
+        return done
+
+    def close(self) -> None:
+        """Close the metadata and error files."""
+        for handle in (self._metadata, self._errors):
+            if handle is not None:
+                handle.close()
+        self._metadata = self._errors = None
+
+    def write_images(
+        self, row: PromptRow, output: Mapping[str, Any], generations: Iterable[int]
+    ) -> list[dict[str, Any]]:
+        """Write some images of a row's output; return their metadata records, not yet appended.
+
+        Args:
+            row: The row the output is for.
+            output: Its output: `{"images": [b64, ...], ...metadata}`.
+            generations: Which of its images to write (those the dataset lacks).
+
+        Raises:
+            InvalidInputError: An image is not valid base64.
+        """
+        assert self._manifest is not None, "open() the folder first"
+        per_image = split_output(output)
+        records = []
+        for k in generations:
+            path = write_image(output["images"][k], self.images / f"{row.row:06d}-{k}")
+            record: dict[str, Any] = {
+                "file_name": f"{IMAGES}/{path.name}",
+                "prompt": row.prompt,
+                "model": self._manifest.model,
+                "row": row.row,
+                "generation": k,
+            }
+            # The image's own metadata says more than the kwargs ("seed" of this image rather
+            # than the base seed); carried fields cannot clash with either (checked up front).
+            for part in (per_image[k], self._manifest.generation_kwargs, row.fields):
+                for key, value in part.items():
+                    record.setdefault(key, value)
+            records.append(record)
+        return records
+
+    def append_metadata(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append the records' lines and fsync; every line has the same keys, null if unknown.
+
+        The same keys on every line keep the column types steady for the JSON loader of
+        `datasets`, which infers them from the first lines.
+        """
+        assert self._metadata is not None, "open() the folder first"
+        records = list(records)
+        for record in records:
+            self._columns.update(dict.fromkeys(record))
+        text = "".join(
+            json.dumps({c: r.get(c) for c in self._columns}, ensure_ascii=False, default=str) + "\n"
+            for r in records
+        )
+        append_durably(self._metadata, text.encode())
+
+    def record_failure(self, row: int, prompt: str | None, stage: str, error: str) -> None:
+        """Note a row that failed (stage "generation") or could not be read (stage "input")."""
+        assert self._errors is not None, "open() the folder first"
+        line = {"row": row, "prompt": prompt, "stage": stage, "error": error}
+        self._errors.write((json.dumps(line, ensure_ascii=False) + "\n").encode())
+        self._errors.flush()
+
+    # -- opening: ownership, starting over, repairs ---------------------------------------
+
+    def _belongs_to_another_job(self, manifest: JobManifest, force: bool) -> bool:
+        try:
+            recorded = JobManifest.read(self.manifest_path)
+        except InvalidInputError:
+            if force:
+                return True
+            raise
+        if recorded is not None:
+            reason = manifest.difference(recorded)
+        elif self.metadata_path.exists() or (self.images.is_dir() and any(self.images.iterdir())):
+            reason = "it has metadata.jsonl or images/ but no job.json, so imgen batch did not make it"
+        else:
+            reason = None
+        if reason is None:
+            return False
+        if not force:
+            raise InvalidInputError(
+                f"Output dir {str(self.root)!r} holds another job's dataset: {reason}. Pass "
+                "--force (force=True) to replace it, or choose another output dir."
+            )
+        logger.warning("Replacing the dataset in %s: %s.", self.root, reason)
+        return True
+
+    def _clear(self) -> None:
+        for path in (self.metadata_path, self.errors_path, self.manifest_path):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.images, ignore_errors=True)
+
+    def _recover(self) -> DoneImages:
+        for folder in (self.root, self.images):
+            if folder.is_dir():
+                for entry in os.scandir(folder):
+                    if is_temporary(entry.name):
+                        os.unlink(entry.path)
+        on_disk = {e.name for e in os.scandir(self.images)} if self.images.is_dir() else set()
+        done, named = self._read_metadata(on_disk)
+        orphans = on_disk - named
+        for name in orphans:
+            (self.images / name).unlink()
+        if orphans:
+            logger.info("Removed %d image(s) with no metadata line; they are made again.", len(orphans))
+        return done
+
+    def _read_metadata(self, on_disk: set[str]) -> tuple[DoneImages, set[str]]:
+        """Read the lines; cut a torn last line, drop lines whose image is gone or repeated."""
+        done = DoneImages()
+        named: set[str] = set()
+        if not self.metadata_path.exists():
+            return done, named
+        dropped: set[int] = set()
+        with self.metadata_path.open("r+b") as handle:
+            end = 0
+            for index, raw in enumerate(handle):
+                if not raw.endswith(b"\n"):
+                    break  # torn by a crash mid-append: its image is made again
+                end += len(raw)
+                parsed = _parse_line(raw)
+                if parsed is None:
+                    dropped.add(index)
+                    continue
+                row, generation, name, prompt, keys = parsed
+                if name not in on_disk or generation in done.generations.get(row, set()):
+                    dropped.add(index)
+                    continue
+                done.generations.setdefault(row, set()).add(generation)
+                done.prompts.setdefault(row, prompt)
+                named.add(name)
+                self._columns.update(dict.fromkeys(keys))
+            if end < handle.seek(0, os.SEEK_END):
+                logger.warning("Dropped a torn last line of %s.", self.metadata_path)
+                handle.truncate(end)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if dropped:
+            logger.warning(
+                "Dropped %d line(s) of %s that were unreadable, repeated or named a missing "
+                "image; those images are made again.",
+                len(dropped),
+                self.metadata_path,
+            )
+            with self.metadata_path.open("rb") as handle:
+                kept = b"".join(raw for i, raw in enumerate(handle) if i not in dropped)
+            write_atomically(self.metadata_path, kept)
+        return done, named
+
+
+def _parse_line(raw: bytes) -> tuple[int, int, str, str, list[str]] | None:
+    """Row, generation, image name, prompt and keys of a metadata line; None if it is not one."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    row, generation = record.get("row"), record.get("generation")
+    file_name, prompt = record.get("file_name"), record.get("prompt")
+    folder, _, name = file_name.partition("/") if isinstance(file_name, str) else ("", "", "")
+    if not (
+        type(row) is int and type(generation) is int and folder == IMAGES and name
+    ) or not isinstance(prompt, str):
+        return None
+    return row, generation, name, prompt, list(record)

@@ -1,0 +1,281 @@
+"""Every Python code block of the documentation runs, so the docs cannot drift from the code.
+
+The collector reads each fenced block whose info string starts with `python` (or `py`) from
+`docs/**/*.md` and `README.md`. A page's blocks run in order, sharing one namespace (a fresh
+module registered in `sys.modules`, so pydantic models and dataclasses defined there work),
+with a temporary directory as the working directory, a fresh backend registry, and the
+environment restored afterwards. A block that raises fails its page's test, naming the file
+and line of the block.
+
+Conventions, for anyone writing docs:
+
+- A block that cannot run here (it needs a real API key, the Hugging Face Hub, a GPU) is
+  preceded by an HTML comment naming why, on the line just before the fence:
+  `<!-- skip: needs OPENAI_API_KEY -->`. The comment does not render. The reason is required,
+  skips are counted (see `MAX_SKIPPED`), and wherever possible the same page shows the same
+  thing running against local resources (the `fake` backend, a `LocalServer`, a tiny model).
+- A `--8<-- "path"` line (pymdownx.snippets) is replaced by that file, its path relative to
+  the repository root, exactly as the site build does. The tutorial shows the real files of
+  `docs/examples/imgen-echo` this way.
+- Top-level `await` is allowed, as in a notebook cell: such a block runs under `asyncio.run`.
+- Other languages (`bash`, `toml`, `yaml`, `text`, `pycon`) are shown, never run.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import linecache
+import os
+import re
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import imgen.registry
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+RUNNABLE_LANGUAGES = frozenset({"python", "py"})
+# Few and justified: each skip hides a block from the test, so it must stay the exception.
+MAX_SKIPPED = 8
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
+_SKIP = re.compile(r"^\s*<!--\s*skip:(?P<reason>.*?)-->\s*$")
+_SNIPPET = re.compile(
+    r"""^(?P<indent>[ \t]*)-{1,}8<-{1,}[ \t]+(?P<quote>["'])(?P<path>[^"']+)(?P=quote)\s*$"""
+)
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """One fenced code block of a Markdown page.
+
+    Attributes:
+        path: The page's file.
+        page: The page as shown in messages: relative to the repository root.
+        line: The 1-based line of the first line of code in the page.
+        language: The first word of the fence's info string, lower-cased.
+        code: The block's code, dedented to the fence and with snippets expanded.
+        skip_reason: Why the block is not run, from a `<!-- skip: ... -->` comment; else None.
+        has_snippets: Whether `--8<--` lines were expanded (line numbers then no longer match).
+    """
+
+    path: Path
+    page: str
+    line: int
+    language: str
+    code: str
+    skip_reason: str | None
+    has_snippets: bool
+
+    @property
+    def runnable(self) -> bool:
+        return self.language in RUNNABLE_LANGUAGES and self.skip_reason is None
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def documentation_pages() -> list[Path]:
+    """The Markdown pages whose code blocks the test runs."""
+    pages = sorted(DOCS.rglob("*.md"))
+    readme = ROOT / "README.md"
+    return [readme, *pages] if readme.exists() else pages
+
+
+def _expand_snippets(lines: list[str], root: Path) -> tuple[list[str], bool]:
+    expanded: list[str] = []
+    found = False
+    for line in lines:
+        match = _SNIPPET.match(line)
+        if match is None:
+            expanded.append(line)
+            continue
+        found = True
+        included = (root / match["path"]).read_text(encoding="utf-8").splitlines()
+        expanded.extend(match["indent"] + text if text else text for text in included)
+    return expanded, found
+
+
+def code_blocks(page: Path, root: Path = ROOT) -> Iterator[CodeBlock]:
+    """Every fenced code block of `page`, in order; snippet paths are relative to `root`."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    relative = page.relative_to(root).as_posix()
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        info = opening["info"].strip()
+        skip = _SKIP.match(lines[index - 1]) if index > 0 else None
+        body: list[str] = []
+        end = index + 1
+        while end < len(lines):
+            closing = lines[end].strip()
+            if closing.startswith(fence) and not closing.strip(fence[0]):
+                break
+            body.append(lines[end][len(indent) :] if lines[end].startswith(indent) else "")
+            end += 1
+        body, has_snippets = _expand_snippets(body, root)
+        yield CodeBlock(
+            path=page,
+            page=relative,
+            line=index + 2,
+            language=(info.split() or [""])[0].split("{")[0].lower(),
+            code="\n".join(body) + "\n",
+            skip_reason=skip["reason"].strip() if skip else None,
+            has_snippets=has_snippets,
+        )
+        index = end + 1
+
+
+def _pages_with_python() -> list[Path]:
+    return [
+        page
+        for page in documentation_pages()
+        if any(block.language in RUNNABLE_LANGUAGES for block in code_blocks(page))
+    ]
+
+
+def _compile(block: CodeBlock) -> types.CodeType:
+    if block.has_snippets:
+        filename = f"<{block.where} (with snippets)>"
+        source = block.code
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    else:
+        # Blank lines in front make traceback line numbers those of the Markdown page.
+        filename = str(block.path)
+        source = "\n" * (block.line - 1) + block.code
+    return compile(
+        source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+    )
+
+
+def run_block(block: CodeBlock, namespace: dict[str, object]) -> None:
+    """Run one block in `namespace`; top-level `await` runs under `asyncio.run`."""
+    code = _compile(block)
+    if code.co_flags & inspect.CO_COROUTINE:
+        asyncio.run(eval(code, namespace))
+    else:
+        exec(code, namespace)
+
+
+@pytest.fixture
+def page_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary working directory, a fresh registry, and the environment put back after."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(imgen.registry, "_default_registry", imgen.registry.Registry())
+    saved = dict(os.environ)
+    try:
+        yield tmp_path
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.mark.parametrize(
+    "page", _pages_with_python(), ids=lambda page: page.relative_to(ROOT).as_posix()
+)
+def test_python_blocks_run(page: Path, page_sandbox: Path) -> None:
+    module_name = "docs_page_" + re.sub(r"\W", "_", page.relative_to(ROOT).as_posix())
+    module = types.ModuleType(module_name)
+    module.__file__ = str(page)
+    sys.modules[module_name] = module
+    try:
+        for block in code_blocks(page):
+            if not block.runnable:
+                continue
+            try:
+                run_block(block, module.__dict__)
+            except Exception as exc:
+                pytest.fail(
+                    f"The code block at {block.where} raised {type(exc).__name__}: {exc}",
+                    pytrace=True,
+                )
+    finally:
+        del sys.modules[module_name]
+
+
+def test_skipped_blocks_are_few_and_justified() -> None:
+    skipped = [
+        block
+        for page in documentation_pages()
+        for block in code_blocks(page)
+        if block.language in RUNNABLE_LANGUAGES and block.skip_reason is not None
+    ]
+    assert all(block.skip_reason for block in skipped), "a skip comment needs its reason"
+    assert len(skipped) <= MAX_SKIPPED, [f"{b.where}: {b.skip_reason}" for b in skipped]
+
+
+def test_skip_comments_precede_python_blocks() -> None:
+    # A skip comment anywhere else would look like it hides a block while hiding nothing.
+    misplaced = []
+    for page in documentation_pages():
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            if _SKIP.match(line):
+                following = _FENCE.match(lines[number]) if number < len(lines) else None
+                language = following["info"].split()[0] if following and following["info"] else ""
+                if language not in RUNNABLE_LANGUAGES:
+                    misplaced.append(f"{page.relative_to(ROOT)}:{number}")
+    assert not misplaced, misplaced
+
+
+def test_collector_finds_the_tutorial_code() -> None:
+    # Guards the collector itself: a broken fence parser would make every test above vacuous.
+    blocks = list(code_blocks(DOCS / "writing-a-backend.md"))
+    runnable = [block for block in blocks if block.runnable]
+    assert len(runnable) >= 3
+    assert any("class EchoImageGeneration" in block.code for block in runnable)
+    assert any(block.language == "toml" and "imgen.plugins" in block.code for block in blocks)
+
+
+def test_collector_reports_skips_snippets_await_and_failing_lines(tmp_path: Path) -> None:
+    (tmp_path / "part.py").write_text("value = 1\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# A page\n"
+        "\n"
+        "```python\n"
+        '--8<-- "part.py"\n'
+        "```\n"
+        "<!-- skip: needs a real key -->\n"
+        "```python\n"
+        "raise RuntimeError('never run')\n"
+        "```\n"
+        "- A list item:\n"
+        "\n"
+        "    ```python\n"
+        "    import asyncio\n"
+        "    await asyncio.sleep(0)\n"
+        "    value += 1\n"
+        "    ```\n"
+        "\n"
+        "```python\n"
+        "assert value == 3\n"
+        "```\n"
+    )
+    blocks = list(code_blocks(page, root=tmp_path))
+    assert [(b.line, b.skip_reason, b.has_snippets) for b in blocks] == [
+        (4, None, True),
+        (8, "needs a real key", False),
+        (13, None, False),
+        (19, None, False),
+    ]
+    namespace: dict[str, object] = {}
+    for block in blocks[:3]:
+        if block.runnable:
+            run_block(block, namespace)
+    assert namespace["value"] == 2
+    with pytest.raises(AssertionError) as failure:
+        run_block(blocks[3], namespace)
+    assert failure.traceback[-1].lineno + 1 == 19  # pytest counts lines from 0
