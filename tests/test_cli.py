@@ -339,6 +339,17 @@ def test_generation_failures_exit_1_after_saving_what_completed(tmp_path: Path) 
     ]
 
 
+def test_recorded_failures_still_exit_1(tmp_path: Path) -> None:
+    result = invoke(
+        "generate", "fake-async", "first fails", "second works", "-o", str(tmp_path),
+        "-O", "failure_rate=0.5", "-O", "failure_seed=1", "-O", "max_retries=0",
+        "-O", "max_concurrency=1", "-O", "on_error=record",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [str(tmp_path / "second-works-0.png")]
+    assert "1 of 2 prompts failed; prompt 1: RetryableError" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "env"), [(["--debug"], {}), ([], {"IMGEN_DEBUG": "1"})], ids=["flag", "env"]
 )

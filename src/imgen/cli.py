@@ -425,3 +425,12 @@ def generate(
             click.echo(json.dumps(record, ensure_ascii=False, default=str))
     if failure is not None:
         raise failure
+    recorded = [
+        f"prompt {position}: {output[0]['error']}"
+        for position, output in enumerate(outputs, 1)
+        if output[0].get("error")
+    ]
+    if recorded:  # on_error="record" kept the batch going; the exit code still says it failed
+        raise click.ClickException(
+            f"{len(recorded)} of {len(prompts)} prompts failed; {'; '.join(recorded)}"
+        )

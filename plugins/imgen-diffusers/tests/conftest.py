@@ -20,6 +20,22 @@ from imgen_diffusers.testing import build_tiny_pipeline
 FAST = {"num_inference_steps": 2, "height": 64, "width": 64}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread while these tests run.
+
+    torch's thread pool spin-waits at every op, so on a busy 2-core runner each op waits for
+    a descheduled sibling thread: we measured generation 10x slower with 2 threads than with
+    1. One thread also keeps the pixels independent of the runner's core count.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-pipeline"))

@@ -1,0 +1,61 @@
+"""What an engine is: it turns rows into outcomes, as they complete, in any order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal, Protocol
+
+from imgen.base import ImageGenerationModel
+from imgen.batch.inputs import PromptRow
+from imgen.batch.outcomes import Outcome
+from imgen.errors import InvalidInputError
+
+__all__ = ["ENGINE_NAMES", "Engine", "RowResult", "resolve_engine"]
+
+RowResult = tuple[PromptRow, Outcome]
+ENGINE_NAMES = ("local", "ray")
+
+
+class Engine(Protocol):
+    """Generates `num_generations` images for each row; the job writes what it yields."""
+
+    def check(self) -> None:
+        """Fail before any work when the engine cannot run here (a missing extra, say)."""
+
+    def run(
+        self,
+        model: ImageGenerationModel,
+        rows: list[PromptRow],
+        num_generations: int,
+        generation_kwargs: Mapping[str, Any],
+    ) -> AsyncIterator[RowResult]:
+        """Yield each row with its outcome as soon as it completes.
+
+        The engine loads the model where it generates and unloads what it loaded. When the
+        consumer stops early, work in flight is abandoned.
+        """
+        ...
+
+
+def resolve_engine(engine: Literal["local", "ray"] | Engine) -> Engine:
+    """The engine a name stands for (its defaults), or the engine given; checked.
+
+    Raises:
+        InvalidInputError: An unknown engine name.
+        ConfigurationError: The engine cannot run here.
+    """
+    if isinstance(engine, str):
+        if engine == "local":
+            from imgen.batch.local import LocalEngine
+
+            engine = LocalEngine()
+        elif engine == "ray":
+            from imgen.batch.ray_engine import RayEngine
+
+            engine = RayEngine()
+        else:
+            raise InvalidInputError(
+                f"Unknown engine {engine!r}: use {' or '.join(map(repr, ENGINE_NAMES))}."
+            )
+    engine.check()
+    return engine
