@@ -18,7 +18,8 @@ Conventions, for anyone writing docs:
   the repository root, exactly as the site build does. The tutorial shows the real files of
   `docs/examples/imgen-echo` this way.
 - Top-level `await` is allowed, as in a notebook cell: such a block runs under `asyncio.run`.
-- Other languages (`bash`, `toml`, `yaml`, `text`, `pycon`) are shown, never run.
+- Other languages (`bash`, `toml`, `yaml`, `text`) are shown, never run. The `imgen` command
+  lines of shell blocks are still checked: each must name a real command and real options.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import inspect
 import linecache
 import os
 import re
+import shlex
 import sys
 import types
 from collections.abc import Iterator
@@ -42,6 +44,7 @@ import imgen.registry
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RUNNABLE_LANGUAGES = frozenset({"python", "py"})
+SHELL_LANGUAGES = frozenset({"bash", "sh", "shell", "console"})
 # Few and justified: each skip hides a block from the test, so it must stay the exception.
 MAX_SKIPPED = 8
 
@@ -171,8 +174,9 @@ def run_block(block: CodeBlock, namespace: dict[str, object]) -> None:
 
 @pytest.fixture
 def page_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A temporary working directory, a fresh registry, and the environment put back after."""
+    """A temporary working directory, a fresh registry; environment and sys.path put back."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(imgen.registry, "_default_registry", imgen.registry.Registry())
     saved = dict(os.environ)
     try:
@@ -279,3 +283,53 @@ def test_collector_reports_skips_snippets_await_and_failing_lines(tmp_path: Path
     with pytest.raises(AssertionError) as failure:
         run_block(blocks[3], namespace)
     assert failure.traceback[-1].lineno + 1 == 19  # pytest counts lines from 0
+
+
+def _unknown_cli_options(argv: list[str]) -> list[str]:
+    """The options in an `imgen ...` command line that the command does not take."""
+    import click
+
+    from imgen.cli import main
+
+    problems = []
+    command: click.Command = main
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        if not word.startswith("-") or word == "-":
+            if isinstance(command, click.Group):
+                sub = command.get_command(click.Context(command), word)
+                if sub is None:
+                    problems.append(f"no command {word!r}")
+                    break
+                command = sub
+            continue
+        name = word.partition("=")[0]
+        options = {opt: param for param in command.params for opt in param.opts}
+        options.update({opt: None for opt in ("-h", "--help")})
+        if name not in options:
+            problems.append(f"`{command.name}` has no option {name}")
+            continue
+        param = options[name]
+        takes_value = isinstance(param, click.Option) and not param.is_flag
+        if takes_value and "=" not in word:
+            next(words, None)
+    return problems
+
+
+def test_shell_examples_use_real_commands_and_options() -> None:
+    problems = []
+    for page in documentation_pages():
+        for block in code_blocks(page):
+            if block.language not in SHELL_LANGUAGES:
+                continue
+            for line in block.code.splitlines():
+                for part in re.split(r"&&|\|\||;|\|", line):
+                    words = shlex.split(part, comments=True)
+                    # Leading VAR=value assignments set the environment of the command.
+                    while words and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]):
+                        words.pop(0)
+                    if words and words[0] == "imgen":
+                        problems += [f"{block.where}: {p}" for p in _unknown_cli_options(words[1:])]
+    assert not problems, problems

@@ -192,3 +192,17 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         delays = [policy.delay(retry, error) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1  # jittered
+
+
+class SeededFanOut(FanOutProbe):
+    def fan_out_kwargs(self, kwargs: dict[str, Any], index: int) -> dict[str, Any]:
+        return {**kwargs, "count": kwargs.get("count", 0) + index}
+
+
+def test_fan_out_kwargs_vary_each_single_call_and_retry_it_alone() -> None:
+    model = SeededFanOut(script={"a": ["transient"]})
+    model.generate(["a"], num_generations=3, count=10)
+    counts = sorted(extra["count"] for _, _, extra in model._calls)
+    # One of the three calls failed once and was retried with its own kwargs.
+    assert counts in ([10, 10, 11, 12], [10, 11, 11, 12], [10, 11, 12, 12])
+    assert model._attempts["a"] == 4

@@ -171,3 +171,18 @@ def test_save_needs_a_known_format(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="Cannot tell the format"):
         FakeImageGeneration().save(tmp_path / "model.txt")
     assert FakeImageGeneration().save(tmp_path / "model.txt", format="yaml").exists()
+
+
+def test_model_level_validation_errors_show_no_field_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import model_validator
+
+    class Picky(TokenModel):
+        @model_validator(mode="after")
+        def _needs_big(self) -> "Picky":
+            if self.size < 10:
+                raise ValueError("size must be at least 10")
+            return self
+
+    with pytest.raises(InvalidInputError, match="size must be at least 10") as caught:
+        Picky(token=SECRET, size=1)
+    assert SECRET not in str(caught.value)

@@ -325,6 +325,24 @@ class AsyncImageGenerationModel(ImageGenerationModel):
             A list holding one dict whose "images" are base64 strings.
         """
 
+    @property
+    def supports_num_generations(self) -> bool:
+        """Whether one `agenerate` call can make several images.
+
+        When False, the engine makes `num_generations` single-image calls (each retried on its
+        own) and merges them. Defaults to the class's `_num_generations_param_supported`;
+        override for backends where it depends on the model.
+        """
+        return self._num_generations_param_supported
+
+    def fan_out_kwargs(self, kwargs: dict[str, Any], index: int) -> dict[str, Any]:
+        """The generation kwargs of the single-image call for image `index` of a prompt.
+
+        Used only when the engine fans out. Override to vary a call, e.g. give each image its
+        own seed; the default passes the kwargs unchanged.
+        """
+        return kwargs
+
     def is_retryable(self, exc: BaseException) -> bool:
         """Whether a failed attempt is worth retrying; override to classify SDK errors.
 
@@ -370,14 +388,17 @@ class AsyncImageGenerationModel(ImageGenerationModel):
     ) -> list[list[dict[str, Any]]]:
         from imgen.engine import run_batch
 
-        async def call(prompt: str, n: int) -> Any:
-            return await self.agenerate(prompt, num_generations=n, **kwargs)
+        fan_out = not self.supports_num_generations
+
+        async def call(prompt: str, n: int, index: int) -> Any:
+            extra = self.fan_out_kwargs(kwargs, index) if fan_out else kwargs
+            return await self.agenerate(prompt, num_generations=n, **extra)
 
         return await run_batch(
             call,
             inputs,
             num_generations,
-            fan_out=not self._num_generations_param_supported,
+            fan_out=fan_out,
             max_concurrency=self.max_concurrency or 1,
             timeout=self.timeout,
             policy=RetryPolicy(

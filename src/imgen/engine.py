@@ -16,7 +16,9 @@ from imgen.retry import RetryPolicy
 __all__ = ["check_output", "merge_outputs", "run_batch"]
 
 Output = list[dict[str, Any]]
-Call = Callable[[str, int], Awaitable[Any]]
+# call(prompt, n, index): one attempt at n images; index is the first image's position among
+# the prompt's num_generations (0 unless the batch fans out).
+Call = Callable[[str, int, int], Awaitable[Any]]
 
 
 def check_output(output: Any, num_generations: int) -> Output:
@@ -77,7 +79,8 @@ async def run_batch(
     """Generate for every input, at most `max_concurrency` calls in flight.
 
     Args:
-        call: Makes one attempt: `call(prompt, n)` returns that prompt's output.
+        call: Makes one attempt: `call(prompt, n, index)` returns that prompt's output for `n`
+            images, starting at image `index` of the prompt.
         inputs: The prompts.
         num_generations: Images per prompt.
         fan_out: Make `num_generations` calls of one image each and merge them.
@@ -94,13 +97,13 @@ async def run_batch(
     """
     slots = asyncio.Semaphore(max_concurrency)
 
-    async def attempt(prompt: str, n: int) -> Any:
+    async def attempt(prompt: str, n: int, index: int = 0) -> Any:
         retry = 0
         while True:
             async with slots:
                 try:
                     async with asyncio.timeout(timeout):
-                        return await call(prompt, n)
+                        return await call(prompt, n, index)
                 except Exception as exc:
                     error = exc
             if retry >= policy.max_retries or not is_retryable(error):
@@ -119,7 +122,7 @@ async def run_batch(
 
     async def fan_out_one(prompt: str) -> Output:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(attempt(prompt, 1)) for _ in range(num_generations)]
+            tasks = [group.create_task(attempt(prompt, 1, k)) for k in range(num_generations)]
         return merge_outputs([check_output(t.result(), 1) for t in tasks])
 
     results: list[Output | None] = [None] * len(inputs)

@@ -101,7 +101,8 @@ def validation_error(exc: ValidationError, model: type[BaseModel]) -> InvalidInp
         if err["type"] == "extra_forbidden":
             known = [n for n in model.model_fields if n not in secrets] + sorted(secrets)
             problems.append(f"unknown field {loc!r}.{did_you_mean(str(loc), known)}")
-        elif err["loc"] and err["loc"][0] in secrets:
+        elif not err["loc"] or err["loc"][0] in secrets or isinstance(err.get("input"), Mapping):
+            # A model-level check sees every field as input, secrets included: show no input.
             problems.append(f"{loc}: {err['msg']}")
         else:
             problems.append(f"{loc}={err.get('input')!r}: {err['msg']}")

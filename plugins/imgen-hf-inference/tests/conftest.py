@@ -16,11 +16,10 @@ from imgen_hf_inference import InferenceEndpointsImageGeneration
 
 from imgen.testing import LocalServer, RecordedRequest, Reply
 
-# huggingface_hub reads these once, at its first import: telemetry would send a request to the
-# Hub on the first call, and offline mode would refuse even 127.0.0.1.
+# huggingface_hub reads it once, at its first import; otherwise its first request would also
+# send one to the Hub. (HF_HUB_OFFLINE, read the same way, is overridden per test below, so
+# that other suites in this process keep the setting they were given.)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ.pop("HF_HUB_OFFLINE", None)
-os.environ.pop("TRANSFORMERS_OFFLINE", None)
 
 ENDPOINT = "/endpoint"
 """The path of the model's base_url on the server."""
@@ -47,8 +46,8 @@ def hub_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
         monkeypatch.delenv(var, raising=False)
-    # Another suite in this process may have imported huggingface_hub first, under settings
-    # of its own; these are the two this suite depends on.
+    # huggingface_hub may have been imported under other settings (by another suite, or with
+    # HF_HUB_OFFLINE=1, which blocks even 127.0.0.1); these are the two this suite relies on.
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setattr(InferenceEndpointsImageGeneration, "retry_initial_delay", 0.01)

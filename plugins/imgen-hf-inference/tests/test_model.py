@@ -201,13 +201,16 @@ def test_dropped_connection_is_retried(
     assert len(output["images"]) == 1
 
 
-def test_a_failed_image_retries_the_prompt_with_the_same_seeds(
+def test_a_failed_image_is_retried_alone_with_its_own_seed(
     model: InferenceEndpointsImageGeneration, server: LocalServer
 ) -> None:
     server.script(Reply.json({"error": "busy"}, status=503), path=ENDPOINT)
-    [[output]] = model.generate(["a cat"], num_generations=2, seed=5)
-    assert output["seeds"] == [5, 6]
-    assert [red_of(b64) for b64 in output["images"]] == [5, 6]
+    [[output]] = model.generate(["a cat"], num_generations=3, seed=5)
+    assert output["seeds"] == [5, 6, 7]
+    assert [red_of(b64) for b64 in output["images"]] == [5, 6, 7]
+    seeds_sent = sorted(r.json()["parameters"]["seed"] for r in sent(server))
+    # Three images, one of which failed once: four requests, the retry with its own seed.
+    assert len(seeds_sent) == 4 and sorted(set(seeds_sent)) == [5, 6, 7]
 
 
 def test_non_image_answer_is_not_retried(

@@ -235,7 +235,7 @@ class ImageFolder:
         if recorded is not None:
             reason = manifest.difference(recorded)
         elif self.metadata_path.exists() or (self.images.is_dir() and any(self.images.iterdir())):
-            reason = "it has metadata.jsonl or images/ but no job.json, so imgen batch did not make it"
+            reason = "it has metadata.jsonl or images/ but no job.json: imgen batch did not make it"
         else:
             reason = None
         if reason is None:
@@ -265,7 +265,7 @@ class ImageFolder:
         for name in orphans:
             (self.images / name).unlink()
         if orphans:
-            logger.info("Removed %d image(s) with no metadata line; they are made again.", len(orphans))
+            logger.info("Removed %d image(s) with no metadata line, to make again.", len(orphans))
         return done
 
     def _read_metadata(self, on_disk: set[str]) -> tuple[DoneImages, set[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Literal, Protocol
 
 from imgen.base import ImageGenerationModel
@@ -28,7 +28,7 @@ class Engine(Protocol):
         rows: list[PromptRow],
         num_generations: int,
         generation_kwargs: Mapping[str, Any],
-    ) -> AsyncIterator[RowResult]:
+    ) -> AsyncGenerator[RowResult, None]:
         """Yield each row with its outcome as soon as it completes.
 
         The engine loads the model where it generates and unloads what it loaded. When the

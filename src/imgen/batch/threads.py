@@ -9,8 +9,9 @@ for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 __all__ = ["Produce", "stream_from_thread"]
@@ -26,7 +27,9 @@ class _Stopped(Exception):
     """The consumer went away while the producer waited for room."""
 
 
-async def stream_from_thread(produce: Produce[T], buffer: int, name: str) -> AsyncIterator[T]:
+async def stream_from_thread(
+    produce: Produce[T], buffer: int, name: str
+) -> AsyncGenerator[T, None]:
     """Run `produce` in a daemon thread and yield what it emits, in order.
 
     Args:
@@ -53,10 +56,9 @@ async def stream_from_thread(produce: Produce[T], buffer: int, name: str) -> Asy
             return
         except BaseException as exc:
             failure = exc
-        try:
+        # RuntimeError: the loop has closed, so nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(items.put_nowait, (True, failure))
-        except RuntimeError:  # the loop has closed: nobody is listening any more
-            pass
 
     threading.Thread(target=run, name=name, daemon=True).start()
     try:

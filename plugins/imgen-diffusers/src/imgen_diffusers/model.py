@@ -55,7 +55,9 @@ def _check_device(device: str) -> str:
 
 def _check_multiple_of_8(pixels: int) -> int:
     if pixels % 8:
-        raise ValueError(f"must be a multiple of 8 (the VAE downsamples by 8), e.g. {pixels // 8 * 8 or 8}")
+        raise ValueError(
+            f"must be a multiple of 8 (the VAE downsamples by 8), e.g. {pixels // 8 * 8 or 8}"
+        )
     return pixels
 
 
@@ -161,7 +163,10 @@ class DiffusersImageGeneration(ImageGenerationModel):
         dtype = getattr(torch, _dtype_name(self.torch_dtype, device))
         try:
             pipeline = AutoPipelineForText2Image.from_pretrained(
-                source, dtype=dtype, revision=self.revision, variant=self.variant,
+                source,
+                dtype=dtype,
+                revision=self.revision,
+                variant=self.variant,
                 **self.pipeline_kwargs,
             )
         except Exception as exc:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Iterable
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -72,11 +71,10 @@ ExtraBody = Annotated[dict[str, Any], AfterValidator(_no_named_parameters)]
 # one, and the Space's own code reads the request headers.
 _HUGGING_FACE_DOMAINS = ("huggingface.co", "hf.co", "endpoints.huggingface.cloud")
 
-_T = TypeVar("_T")
-
 
 def is_hugging_face_url(url: str) -> bool:
-    """Whether `url` is an https URL on a Hugging Face host (see `_HUGGING_FACE_DOMAINS`).
+    """Whether `url` is an https URL on huggingface.co, hf.co (or a subdomain of either) or
+    *.endpoints.huggingface.cloud.
 
     Only such URLs may receive a token the user did not hand to the model explicitly.
     """
@@ -129,9 +127,9 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
     """
 
     backend_name: ClassVar[str] = "hf-inference"
-    # Each request makes one image. agenerate sends a prompt's requests itself, rather than
-    # letting the engine fan out, because only it can give image k the seed `seed + k`.
-    _num_generations_param_supported: ClassVar[bool] = True
+    # Each request makes one image: the engine fans out num_generations single-image calls,
+    # retries each on its own, and fan_out_kwargs gives image k the seed `seed + k`.
+    _num_generations_param_supported: ClassVar[bool] = False
 
     model: str | None = Field(
         None,
@@ -313,15 +311,15 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         scheduler: str | None = None,
         extra_body: ExtraBody | None = None,
     ) -> list[dict[str, Any]]:
-        """Generate `num_generations` images for one prompt: one request each, all at once.
+        """Generate `num_generations` images for one prompt, one request each.
 
         A parameter left as None is not sent, so the server applies its own default. Which
         parameters a model honours depends on the server or provider.
 
         Args:
             input: The prompt.
-            num_generations: Images to generate, one request each, sent concurrently. A
-                transient failure of any of them retries all of them.
+            num_generations: Images to generate, one request each. The engine sends them
+                concurrently, as single-image calls that are retried one by one.
             negative_prompt: What the images should not show.
             height: Image height in pixels (>= 1); most models want a multiple of 8 or 16.
             width: Image width in pixels (>= 1); most models want a multiple of 8 or 16.
@@ -340,6 +338,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
 
         Raises:
             InferenceRequestError: The server answered with an error status.
+            ImgenError: The server answered with something that is not an image.
             huggingface_hub.errors.InferenceTimeoutError: A request outlived `timeout`.
         """
         options = {
@@ -351,13 +350,18 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
             "scheduler": scheduler,
             "extra_body": extra_body,
         }
-        seeds = None if seed is None else [seed + k for k in range(num_generations)]
-        per_image: list[int | None] = [*seeds] if seeds is not None else [None] * num_generations
-        images = await _all(self._image(input, {**options, "seed": s}) for s in per_image)
+        seeds = [None if seed is None else seed + k for k in range(num_generations)]
+        images = [await self._image(input, {**options, "seed": s}) for s in seeds]
         output: dict[str, Any] = {"images": images, "format": self.image_format}
-        if seeds is not None:
+        if seed is not None:
             output["seeds"] = seeds
         return [output]
+
+    def fan_out_kwargs(self, kwargs: dict[str, Any], index: int) -> dict[str, Any]:
+        """Image `index` of a prompt uses `seed + index`, so every image has its own seed."""
+        if kwargs.get("seed") is None:
+            return kwargs
+        return {**kwargs, "seed": kwargs["seed"] + index}
 
     async def _image(self, prompt: str, options: dict[str, Any]) -> str:
         """One request for one image, as base64 in `image_format`."""
@@ -402,14 +406,3 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         if secret:
             message = message.replace(secret, "***")
         return InferenceRequestError(message, status_code=status, retry_after=retry_after_of(exc))
-
-
-async def _all(calls: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
-    """Run the calls concurrently; on the first failure cancel the rest and raise it as is."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(call) for call in calls]
-    except BaseExceptionGroup as failures:
-        # The engine classifies one failure for retries; a group would hide its kind.
-        raise failures.exceptions[0] from None
-    return [task.result() for task in tasks]

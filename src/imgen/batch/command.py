@@ -1,0 +1,100 @@
+"""`imgen batch MODEL PROMPTS_FILE -o DIR`: the command line face of `run_batch`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from imgen.batch.engines import ENGINE_NAMES
+from imgen.batch.job import run_batch
+from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.cli_options import FIELDS_OPTION, GENERATION_KWARGS_OPTION, build_model
+
+__all__ = ["batch"]
+
+# What a shell reports for a process stopped by Ctrl-C (128 + SIGINT).
+_INTERRUPTED_EXIT_CODE = 130
+
+
+def _echo(summary: BatchSummary, as_json: bool) -> None:
+    click.echo(json.dumps(summary.to_dict(), default=str) if as_json else str(summary))
+
+
+@click.command()
+@click.argument("model")
+@click.argument("prompts_file", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The dataset's folder: images/, metadata.jsonl, errors.jsonl, job.json.",
+)
+@click.option(
+    "-n",
+    "--num-generations",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Images per prompt.",
+)
+@GENERATION_KWARGS_OPTION
+@FIELDS_OPTION
+@click.option(
+    "--prompt-column",
+    help="The prompt column of a .jsonl or .csv file (default: prompt).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_NAMES),
+    default="local",
+    show_default=True,
+    help="local: in this process. ray: a Ray actor pool (pip install 'imgen[ray]').",
+)
+@click.option("--no-resume", is_flag=True, help="Start the dataset over instead of resuming it.")
+@click.option("--force", is_flag=True, help="Replace a dataset that another job made in DIR.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    model: str,
+    prompts_file: Path,
+    output_dir: Path,
+    num_generations: int,
+    generation_kwargs: tuple[tuple[str, Any], ...],
+    fields: tuple[tuple[str, Any], ...],
+    prompt_column: str | None,
+    engine: str,
+    no_resume: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Generate images for each prompt of PROMPTS_FILE into a dataset in DIR.
+
+    PROMPTS_FILE is a .txt (a prompt a line), .jsonl or .csv file; the other fields of its
+    rows go into the metadata. DIR becomes a Hugging Face imagefolder dataset:
+    datasets.load_dataset("imagefolder", data_dir=DIR) loads it. Run the same command again to
+    resume: finished rows are skipped and failed ones retried. Exit code 1 when rows failed,
+    130 when interrupted.
+    """
+    built = build_model(model, dict(fields), dict(generation_kwargs))
+    try:
+        summary = run_batch(
+            built,
+            prompts_file,
+            output_dir,
+            num_generations=num_generations,
+            prompt_column=prompt_column,
+            engine="ray" if engine == "ray" else "local",
+            resume=not no_resume,
+            force=force,
+        )
+    except BatchInterrupted as stopped:
+        _echo(stopped.summary, as_json)
+        ctx.exit(_INTERRUPTED_EXIT_CODE)
+    _echo(summary, as_json)
+    if summary.rows_failed:
+        ctx.exit(1)

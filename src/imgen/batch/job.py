@@ -1,0 +1,312 @@
+"""`run_batch`: check everything, open the dataset, then generate and write until done.
+
+Everything that can be wrong with the request (the prompts, the output dir, the model, its
+generation kwargs, the dataset already there) is checked before the model loads. Then the
+engine yields rows as they complete; each row's images are written by a pool of I/O threads,
+and its metadata lines are appended by one committer that fsyncs all the lines gathered while
+the previous fsync ran, so the disk's latency is paid once per group, not once per image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+from typing import Any, Literal
+
+from imgen.base import ImageGenerationModel
+from imgen.batch.dataset import RESERVED_COLUMNS, ImageFolder
+from imgen.batch.engines import Engine, resolve_engine
+from imgen.batch.inputs import PromptRow, PromptSource, read_prompts
+from imgen.batch.manifest import JobManifest
+from imgen.batch.progress import ProgressLine
+from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.errors import InvalidInputError
+from imgen.registry import get_model
+
+__all__ = ["run_batch"]
+
+logger = logging.getLogger("imgen.batch")
+
+# Image writes run in parallel so that their fsyncs overlap.
+_IO_THREADS = 8
+# Rows whose images are being written at once; the engine waits beyond that.
+_ROWS_IN_WRITING = 64
+_BAD_ROWS_LOGGED = 10
+
+
+def run_batch(
+    model: ImageGenerationModel | str,
+    prompts: str | os.PathLike[str] | Iterable[str | Mapping[str, Any]],
+    output_dir: str | os.PathLike[str],
+    *,
+    num_generations: int = 1,
+    generation_kwargs: Mapping[str, Any] | None = None,
+    prompt_column: str | None = None,
+    engine: Literal["local", "ray"] | Engine = "local",
+    resume: bool = True,
+    progress: bool | None = None,
+    force: bool = False,
+) -> BatchSummary:
+    """Generate images for every prompt into a resumable Hugging Face `imagefolder` dataset.
+
+    Images go to `output_dir/images/<row:06d>-<k>.<ext>` and a line per image to
+    `output_dir/metadata.jsonl`; `datasets.load_dataset("imagefolder", data_dir=output_dir)`
+    loads it. A rerun skips the rows already done and retries the failed ones.
+
+    Args:
+        model: A model, or a spec such as "openai:gpt-image-1".
+        prompts: A .txt (a prompt a line), .jsonl or .csv file, or an iterable of prompts and
+            mappings. Fields other than the prompt are carried into the metadata.
+        output_dir: The dataset's folder; created if needed.
+        num_generations: Images per prompt.
+        generation_kwargs: Generation kwargs, over the model's `generation_kwargs` field.
+        prompt_column: The prompt field of .jsonl/.csv rows and mappings (default "prompt").
+        engine: "local" (in this process), "ray" (a Ray actor pool) or an engine instance
+            such as `RayEngine(num_actors=4)`.
+        resume: Keep what an earlier run of the same job made; False starts over.
+        progress: Draw a progress line on stderr; None draws it when stderr is a terminal.
+        force: Replace a dataset that another job (another model or kwargs) made in
+            `output_dir`, instead of refusing.
+
+    Returns:
+        The counts of the run.
+
+    Raises:
+        InvalidInputError: A missing or unknown prompts file, a missing prompt column, an
+            output dir that is a file or holds another job's dataset, a bad count or kwarg.
+        BatchInterrupted: Ctrl-C stopped the run cleanly; `.summary` tells what it did.
+    """
+    started = time.perf_counter()
+    folder = ImageFolder(output_dir)
+    folder.check_location()
+    source = read_prompts(prompts, prompt_column)
+    runner = resolve_engine(engine)
+    built = get_model(model) if isinstance(model, str) else model
+    kwargs = built.prepare_generation(["check"], num_generations, generation_kwargs or {})
+    _check_carried_columns(source, kwargs)
+    manifest = JobManifest.describe(built, num_generations, kwargs, source.origin, prompt_column)
+    done = folder.open(manifest, [*kwargs, *source.columns], resume=resume, force=force)
+    summary = BatchSummary(output_dir=folder.root, rows_total=len(source.rows))
+    try:
+        done.check_prompts(source, folder.root)
+        _report_bad_rows(source, folder, summary)
+        work = [(row, done.missing(row.row, num_generations)) for row in source.rows]
+        pending = {row.row: missing for row, missing in work if missing}
+        summary.rows_skipped = len(source.rows) - len(pending)
+        if pending:
+            draw = sys.stderr.isatty() if progress is None else progress
+            line = ProgressLine(sum(map(len, pending.values())), sys.stderr) if draw else None
+            job = _Job(folder, summary, pending, line)
+            rows = [row for row in source.rows if row.row in pending]
+            try:
+                _run_on_fresh_loop(job.run(runner, built, rows, num_generations, kwargs))
+            finally:
+                if line is not None:
+                    line.close()
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise BatchInterrupted(summary) from None
+    finally:
+        folder.close()
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _check_carried_columns(source: PromptSource, generation_kwargs: Mapping[str, Any]) -> None:
+    clashes = [c for c in source.columns if c in RESERVED_COLUMNS or c in generation_kwargs]
+    if clashes:
+        raise InvalidInputError(
+            f"{source.origin} has the column(s) {', '.join(map(repr, clashes))}, which the "
+            f"dataset's metadata uses already ({', '.join(sorted(RESERVED_COLUMNS))} and the "
+            "generation kwargs): rename them."
+        )
+
+
+def _report_bad_rows(source: PromptSource, folder: ImageFolder, summary: BatchSummary) -> None:
+    summary.bad_rows = list(source.bad_rows)
+    for index, bad in enumerate(source.bad_rows):
+        folder.record_failure(bad.row, None, "input", bad.reason)
+        if index < _BAD_ROWS_LOGGED:
+            logger.warning("Skipped row %d of %s: %s.", bad.row, source.origin, bad.reason)
+    hidden = len(source.bad_rows) - _BAD_ROWS_LOGGED
+    if hidden > 0:
+        logger.warning("Skipped %d more bad rows; see %s.", hidden, folder.errors_path)
+
+
+def _run_on_fresh_loop(job: Coroutine[Any, Any, None]) -> None:
+    """Run `job` on a new event loop in a helper thread and wait for it.
+
+    This works the same from a script and from inside a running loop (Jupyter). On Ctrl-C the
+    job is cancelled and its cleanup awaited before KeyboardInterrupt propagates.
+    """
+    state: dict[str, Any] = {}
+    started = threading.Event()
+
+    async def main() -> None:
+        state["loop"], state["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        started.set()
+        await job
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            state["error"] = exc
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=target, name="imgen-batch", daemon=True)
+    thread.start()
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        started.wait()
+        if "task" in state:
+            state["loop"].call_soon_threadsafe(state["task"].cancel)
+        thread.join()
+        raise
+    if "error" in state:
+        raise state["error"]
+
+
+class _Job:
+    """One run's writing side: images through the I/O pool, metadata through group commits."""
+
+    def __init__(
+        self,
+        folder: ImageFolder,
+        summary: BatchSummary,
+        pending: dict[int, list[int]],
+        progress: ProgressLine | None,
+    ) -> None:
+        self._folder = folder
+        self._summary = summary
+        self._pending = pending
+        self._progress = progress
+
+    async def run(
+        self,
+        engine: Engine,
+        model: ImageGenerationModel,
+        rows: list[PromptRow],
+        num_generations: int,
+        generation_kwargs: Mapping[str, Any],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        room = asyncio.Semaphore(_ROWS_IN_WRITING)
+        writing: set[asyncio.Task[None]] = set()
+        io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="imgen-batch-io")
+        commits = _GroupCommit(self._folder, io, self._committed)
+
+        async def write(row: PromptRow, output: dict[str, Any]) -> None:
+            try:
+                records = await loop.run_in_executor(
+                    io, self._folder.write_images, row, output, self._pending[row.row]
+                )
+            except InvalidInputError as exc:  # the backend sent something that is no image
+                self._failed(row, f"{type(exc).__name__}: {exc}")
+                return
+            finally:
+                room.release()
+            commits.add(records)
+
+        try:
+            stream = engine.run(model, rows, num_generations, generation_kwargs)
+            async with aclosing(stream) as results:
+                async for row, outcome in results:
+                    if outcome.output is None:
+                        self._failed(row, outcome.error or "no output")
+                        continue
+                    await room.acquire()
+                    task = asyncio.create_task(write(row, outcome.output))
+                    writing.add(task)
+                    task.add_done_callback(writing.discard)
+            await asyncio.gather(*writing)
+            await commits.close()
+        finally:
+            for task in writing:
+                task.cancel()
+            commits.cancel()
+            # In-flight image writes and fsyncs finish (they are atomic); queued ones are dropped.
+            io.shutdown(wait=True, cancel_futures=True)
+            self._redraw(force=True)
+
+    def _committed(self, records: list[dict[str, Any]]) -> None:
+        self._summary.images_written += len(records)
+        for record in records:
+            left = self._pending[record["row"]]
+            left.remove(record["generation"])
+            if not left:
+                self._summary.rows_done += 1
+        self._redraw()
+
+    def _failed(self, row: PromptRow, error: str) -> None:
+        self._folder.record_failure(row.row, row.prompt, "generation", error)
+        self._summary.rows_failed += 1
+        self._redraw()
+
+    def _redraw(self, force: bool = False) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._summary.images_written, self._summary.rows_failed, force=force
+            )
+
+
+class _GroupCommit:
+    """Appends metadata lines from one task: all the lines that arrived during the last fsync.
+
+    Args:
+        folder: The dataset.
+        io: Where the blocking append runs.
+        on_commit: Called with the records of each group once they are on disk.
+    """
+
+    def __init__(
+        self,
+        folder: ImageFolder,
+        io: ThreadPoolExecutor,
+        on_commit: Any,
+    ) -> None:
+        self._folder = folder
+        self._io = io
+        self._on_commit = on_commit
+        self._waiting: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run())
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        """Queue a row's records for the next group."""
+        if self._task.done():
+            self._task.result()  # a failed append (a full disk, say) stops the job here
+        self._waiting.extend(records)
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+    def cancel(self) -> None:
+        """Stop without committing what is queued; those images are made again next run."""
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            group, self._waiting = self._waiting, []
+            if group:
+                await loop.run_in_executor(self._io, self._folder.append_metadata, group)
+                self._on_commit(group)
+            if self._closing and not self._waiting:
+                return

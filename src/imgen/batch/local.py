@@ -1,0 +1,120 @@
+"""The local engine: generation in this process.
+
+Async models go prompt by prompt through the core engine, at most `max_concurrency` requests in
+flight, and each row is handed on the moment it completes, so one slow request holds up
+nothing else. Sync models run in a worker thread, a chunk of prompts per `generate` call, while
+the job writes the previous chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
+from imgen.batch.engines import RowResult
+from imgen.batch.inputs import PromptRow
+from imgen.batch.outcomes import agenerate_outcome, generate_outcomes
+from imgen.batch.threads import stream_from_thread
+
+__all__ = ["LocalEngine"]
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """Generates in this process: async models concurrently, sync models in chunks.
+
+    Attributes:
+        chunk_size: Prompts per `generate` call of a sync model. None uses the model's
+            `batch_size` field when it has one, else 1, which keeps a GPU's memory use at what
+            a single prompt needs.
+    """
+
+    chunk_size: int | None = None
+
+    def check(self) -> None:
+        """The local engine runs anywhere."""
+
+    def run(
+        self,
+        model: ImageGenerationModel,
+        rows: list[PromptRow],
+        num_generations: int,
+        generation_kwargs: Mapping[str, Any],
+    ) -> AsyncGenerator[RowResult, None]:
+        """Yield each row with its outcome as soon as it completes (see `Engine.run`)."""
+        if isinstance(model, AsyncImageGenerationModel):
+            return _run_async(model, rows, num_generations, generation_kwargs)
+        chunk_size = self.chunk_size or getattr(model, "batch_size", None) or 1
+        return _run_sync(model, rows, num_generations, generation_kwargs, chunk_size)
+
+
+def _rows_in_flight(model: AsyncImageGenerationModel, num_generations: int) -> int:
+    """Rows to run at once so that at most `max_concurrency` requests are in flight.
+
+    A model that cannot make `n` images in one request fans each row out into `n` requests.
+    """
+    fans_out = not type(model)._num_generations_param_supported
+    limit = model.max_concurrency or 1
+    per_row = min(num_generations, limit) if fans_out else 1
+    return max(1, limit // per_row)
+
+
+async def _run_async(
+    model: AsyncImageGenerationModel,
+    rows: list[PromptRow],
+    num_generations: int,
+    generation_kwargs: Mapping[str, Any],
+) -> AsyncGenerator[RowResult, None]:
+    loaded_here = not model.is_loaded
+    if loaded_here:
+        model.load()
+    todo = iter(rows)
+    workers = min(_rows_in_flight(model, num_generations), len(rows))
+    finished: asyncio.Queue[RowResult] = asyncio.Queue(maxsize=workers)
+
+    async def work() -> None:
+        for row in todo:  # the workers share one iterator: each row runs once
+            outcome = await agenerate_outcome(model, row.prompt, num_generations, generation_kwargs)
+            await finished.put((row, outcome))
+
+    tasks = [asyncio.create_task(work()) for _ in range(workers)]
+    try:
+        for _ in rows:
+            yield await finished.get()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if loaded_here:
+            model.unload()
+
+
+def _run_sync(
+    model: ImageGenerationModel,
+    rows: list[PromptRow],
+    num_generations: int,
+    generation_kwargs: Mapping[str, Any],
+    chunk_size: int,
+) -> AsyncGenerator[RowResult, None]:
+    def produce(emit: Callable[[RowResult], None], stop: threading.Event) -> None:
+        loaded_here = not model.is_loaded
+        if loaded_here:
+            model.load()
+        try:
+            for start in range(0, len(rows), chunk_size):
+                if stop.is_set():
+                    return
+                chunk = rows[start : start + chunk_size]
+                prompts = [row.prompt for row in chunk]
+                outcomes = generate_outcomes(model, prompts, num_generations, generation_kwargs)
+                for row, outcome in zip(chunk, outcomes, strict=True):
+                    emit((row, outcome))
+        finally:
+            if loaded_here:
+                model.unload()
+
+    return stream_from_thread(produce, buffer=2 * chunk_size + 8, name="imgen-batch-generate")

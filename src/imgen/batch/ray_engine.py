@@ -1,0 +1,155 @@
+"""The Ray engine: Ray Data over a pool of actors, each holding one loaded model.
+
+Each actor rebuilds the model from its `dump()` with `imgen.load_model`, which resolves the
+backend by its registered name: the backend's plugin must be installed where the actors run,
+and secrets, which a dump never holds, come from the environment variables there (pass them
+with Ray's `runtime_env` on a remote cluster). The actors send the images back and the driver
+writes every file, so the dataset's crash-safety rules hold unchanged.
+
+Ray ships as the optional extra `imgen[ray]` and is imported only when this engine runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from imgen.base import ImageGenerationModel
+from imgen.batch.engines import RowResult
+from imgen.batch.inputs import PromptRow
+from imgen.batch.outcomes import Outcome, generate_outcomes
+from imgen.batch.threads import stream_from_thread
+from imgen.errors import ConfigurationError
+
+__all__ = ["RayEngine"]
+
+
+@dataclass(frozen=True)
+class RayEngine:
+    """Generates on Ray: a pool of actors, each loading the model once.
+
+    Uses the Ray instance this process is connected to, or starts a local one for the job.
+
+    Attributes:
+        num_actors: Actors in the pool; None makes one per `num_gpus` GPUs of the cluster
+            when `num_gpus` is set, else one per `num_cpus` CPUs.
+        batch_size: Prompts per actor call.
+        num_cpus: CPUs each actor reserves.
+        num_gpus: GPUs each actor reserves.
+    """
+
+    num_actors: int | None = None
+    batch_size: int = 4
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    def check(self) -> None:
+        """Fail unless Ray is installed.
+
+        Raises:
+            ConfigurationError: Ray is missing, with the command that installs it.
+        """
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigurationError(
+                "The ray engine needs Ray: pip install 'imgen[ray]'. Or use --engine local."
+            )
+
+    async def run(
+        self,
+        model: ImageGenerationModel,
+        rows: list[PromptRow],
+        num_generations: int,
+        generation_kwargs: Mapping[str, Any],
+    ) -> AsyncGenerator[RowResult, None]:
+        """Yield each row with its outcome as the actors finish it (see `Engine.run`)."""
+        import ray
+
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init()
+        try:
+            dataset = self._dataset(model, rows, num_generations, dict(generation_kwargs))
+            by_number = {row.row: row for row in rows}
+
+            def produce(emit: Callable[[RowResult], None], stop: threading.Event) -> None:
+                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                    for number, payload in zip(batch["row"], batch["outcome"], strict=True):
+                        emit((by_number[int(number)], Outcome(**json.loads(payload))))
+                    if stop.is_set():
+                        return
+
+            stream = stream_from_thread(
+                produce, buffer=4 * self.batch_size, name="imgen-batch-ray-results"
+            )
+            async with aclosing(stream) as results:
+                async for result in results:
+                    yield result
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _dataset(
+        self,
+        model: ImageGenerationModel,
+        rows: list[PromptRow],
+        num_generations: int,
+        generation_kwargs: dict[str, Any],
+    ) -> Any:
+        import ray.data
+
+        # The job draws its own progress line; Ray's bars would garble it.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        items = [{"row": row.row, "prompt": row.prompt} for row in rows]
+        return ray.data.from_items(items).map_batches(
+            _ActorGenerator,
+            fn_constructor_kwargs={
+                "config": model.dump(),
+                "num_generations": num_generations,
+                "generation_kwargs": generation_kwargs,
+            },
+            compute=ray.data.ActorPoolStrategy(size=self._pool_size()),
+            batch_size=self.batch_size,
+            batch_format="numpy",
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+        )
+
+    def _pool_size(self) -> int:
+        if self.num_actors is not None:
+            return self.num_actors
+        import ray
+
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        if self.num_gpus:
+            return max(1, int(resources.get("GPU", 0) // self.num_gpus))
+        return max(1, int(resources.get("CPU", 1) // self.num_cpus))
+
+
+class _ActorGenerator:
+    """A Ray Data actor: loads the model once, then generates a batch of prompts per call."""
+
+    def __init__(
+        self, config: dict[str, Any], num_generations: int, generation_kwargs: dict[str, Any]
+    ) -> None:
+        from imgen.serialization import load_model
+
+        self._model = load_model(config)
+        self._model.load()
+        self._num_generations = num_generations
+        self._generation_kwargs = generation_kwargs
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Generate for the batch's prompts; each outcome travels back as a JSON string."""
+        prompts = [str(prompt) for prompt in batch["prompt"]]
+        outcomes = generate_outcomes(
+            self._model, prompts, self._num_generations, self._generation_kwargs
+        )
+        return {
+            "row": batch["row"],
+            "outcome": [json.dumps(asdict(outcome)) for outcome in outcomes],
+        }
