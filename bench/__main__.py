@@ -1,4 +1,7 @@
-"""`python -m bench [NAME ...]`: run the benchmarks, print the table, write docs/benchmarks.md."""
+"""`python -m bench [NAME ...]`: run the benchmarks, print the table, write docs/benchmarks.md.
+
+With no names, every suite runs and the report page is rewritten.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,17 @@ import platform
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-
-from harness import Row  # noqa: E402
+from bench.harness import Row
 
 SUITES = ["core", "registry", "cli", "openai", "diffusers", "batch"]
-REPORT = HERE.parent / "docs" / "benchmarks.md"
+REPORT = Path(__file__).parent.parent / "docs" / "benchmarks.md"
+INTRO = """\
+# Benchmarks
+
+Written by `nox -s bench`. Every row measures imgen and its baseline side by side in the same
+run, alternating, and reports medians. The ratio is imgen / baseline: for throughputs higher
+is better, for times lower is better. See [how the benchmarks work](benchmarks-howto.md).
+"""
 
 
 def machine() -> str:
@@ -29,31 +36,22 @@ def table(rows: list[Row]) -> str:
         "| benchmark | imgen (median) | baseline (median) | ratio | target |",
         "|---|---|---|---|---|",
     ]
-    for row in rows:
-        lines.append(
-            f"| {row.benchmark} | {row.subject} | {row.baseline} | "
-            f"{row.ratio:.2f}x | {row.target} |"
-        )
+    lines += [
+        f"| {r.benchmark} | {r.subject} | {r.baseline} | {r.ratio:.2f}x | {r.target} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
 def main(names: list[str]) -> None:
     rows: list[Row] = []
     for name in names or SUITES:
-        print(f"running bench/{name}.py ...", file=sys.stderr, flush=True)
-        rows.extend(importlib.import_module(name).run())
-        print(table(rows), file=sys.stderr)
+        print(f"running bench.{name} ...", file=sys.stderr, flush=True)
+        rows.extend(importlib.import_module(f"bench.{name}").run())
     body = table(rows)
     print(body)
     if not names:
-        REPORT.parent.mkdir(exist_ok=True)
-        REPORT.write_text(
-            "# Benchmarks\n\n"
-            "Produced by `nox -s bench`, which writes this page. Every row measures imgen and its\n"
-            "baseline side by side in the same run, alternating, and reports medians; the ratio\n"
-            "is imgen / baseline (for throughputs, higher is better; for times, lower is better).\n\n"
-            f"Machine: {machine()}.\n\n{body}\n"
-        )
+        REPORT.write_text(f"{INTRO}\nMachine: {machine()}.\n\n{body}\n")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import Row, side_by_side
-
+from bench.harness import Row, side_by_side
 from imgen.batch import RayEngine, run_batch
 from imgen.testing.fake import FakeImageGeneration, fake_image
 

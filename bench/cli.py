@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness import Row, processes_side_by_side, python
+from bench.harness import Row, processes_side_by_side, python
 
 # The console script pip installed beside this interpreter.
 IMGEN = str(Path(sys.executable).with_name("imgen"))

@@ -1,4 +1,4 @@
-"""Core benchmarks: import cost against the dependency floor; engine overhead against bare asyncio."""
+"""Core benchmarks: `import imgen` against its dependencies; the engine against bare asyncio."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import statistics
 import time
 from typing import Any
 
-from harness import Row, processes_side_by_side, python
-
+from bench.harness import Row, processes_side_by_side, python
 from imgen import AsyncImageGenerationModel
 
 CALLS = 2_000

@@ -11,22 +11,13 @@ from __future__ import annotations
 import asyncio
 import io
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-HERE = Path(__file__).resolve().parent
-if __name__ == "__main__":
-    # Run as a script, this folder comes first on sys.path, where this file would shadow the
-    # openai SDK; keep it reachable for `harness`, but last.
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
-
-from harness import Row  # noqa: E402
-from imgen_openai import OpenAIImageGeneration  # noqa: E402
-
-from imgen.images import encode_bytes  # noqa: E402
-from imgen.testing import LocalServer, Reply  # noqa: E402
+from bench.harness import Row
+from imgen.images import encode_bytes
+from imgen.testing import LocalServer, Reply
+from imgen_openai import OpenAIImageGeneration
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

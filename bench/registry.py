@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness import Row, processes_side_by_side, python
+from bench.harness import Row, processes_side_by_side, python
 
 
 def _dummy_site(root: Path, count: int) -> None:

@@ -158,9 +158,10 @@ def _compile(block: CodeBlock) -> types.CodeType:
         # Blank lines in front make traceback line numbers those of the Markdown page.
         filename = str(block.path)
         source = "\n" * (block.line - 1) + block.code
-    return compile(
+    code: types.CodeType = compile(
         source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
     )
+    return code
 
 
 def run_block(block: CodeBlock, namespace: dict[str, object]) -> None:
@@ -306,8 +307,8 @@ def _unknown_cli_options(argv: list[str]) -> list[str]:
                 command = sub
             continue
         name = word.partition("=")[0]
-        options = {opt: param for param in command.params for opt in param.opts}
-        options.update({opt: None for opt in ("-h", "--help")})
+        options: dict[str, click.Parameter | None] = {"-h": None, "--help": None}
+        options.update({opt: param for param in command.params for opt in param.opts})
         if name not in options:
             problems.append(f"`{command.name}` has no option {name}")
             continue

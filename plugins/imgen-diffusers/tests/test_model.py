@@ -15,10 +15,11 @@ import psutil
 import pytest
 import torch
 from diffusers import AutoPipelineForText2Image
+from imgen_diffusers import DiffusersImageGeneration
+from imgen_diffusers.testing import build_tiny_pipeline
 
 from imgen.errors import ConfigurationError, InvalidInputError
 from imgen.images import decode_bytes, decode_image, detect_format, encode_image
-from imgen_diffusers import DiffusersImageGeneration
 
 PROMPTS = ["a red fox", "the blue house"]
 
@@ -169,14 +170,8 @@ def test_batch_size_1_and_8_agree_up_to_cpu_rounding(
     """
     one = make_model(batch_size=1).generate_outputs(PROMPTS, 4, seed=0, **fast_kwargs)
     eight = make_model(batch_size=8).generate_outputs(PROMPTS, 4, seed=0, **fast_kwargs)
-    assert (
-        [o[0]["seeds"] for o in one]
-        == [o[0]["seeds"] for o in eight]
-        == [
-            [0, 1, 2, 3],
-            [4, 5, 6, 7],
-        ]
-    )
+    seeds = [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert [o[0]["seeds"] for o in one] == [o[0]["seeds"] for o in eight] == seeds
     a = pixels(images_of(one)).astype(np.int16)
     b = pixels(images_of(eight)).astype(np.int16)
     assert np.abs(a - b).max() <= 1
@@ -347,6 +342,20 @@ def test_cpu_offload_without_accelerate_or_gpu_fails_clearly(tiny_pipeline_path:
     with pytest.raises(ConfigurationError, match="enable_model_cpu_offload"):
         model.load()
     assert not model.is_loaded
+
+
+# -- the tiny pipeline builder ------------------------------------------------------------
+
+
+def test_tiny_pipeline_weights_depend_only_on_the_seed(tmp_path: Path) -> None:
+    rng_before = torch.random.get_rng_state()
+    first = build_tiny_pipeline(tmp_path / "first", seed=1)
+    again = build_tiny_pipeline(tmp_path / "again", seed=1)
+    other = build_tiny_pipeline(tmp_path / "other", seed=2)
+    assert torch.equal(torch.random.get_rng_state(), rng_before), "the global RNG moved"
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    assert (first / weights).read_bytes() == (again / weights).read_bytes()
+    assert (first / weights).read_bytes() != (other / weights).read_bytes()
 
 
 # -- packaging ----------------------------------------------------------------------------

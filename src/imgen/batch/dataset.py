@@ -8,10 +8,11 @@
     DIR/job.json                    the manifest (see `imgen.batch.manifest`)
 
 Crash safety rests on one order: an image is written to a temporary file and renamed into
-place, and only then is its metadata line appended, flushed and fsynced. So after any crash
-every line names a whole image, and all that can be left over is a torn last line, images with
-no line, and temporary files; `ImageFolder.open` clears all three. A row is done when each of
-its generations has a line.
+place; once it is on disk (a group of images is synced at once), its metadata line is
+appended, flushed and fsynced. So after any crash, power cuts included, every line names a
+whole image, and all that can be left over is a torn last line, images with no line, and
+temporary files; `ImageFolder.open` clears all three. A row is done when each of its
+generations has a line.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from imgen.batch.files import append_durably, is_temporary, write_atomically
+from imgen.batch.files import append_durably, is_temporary, make_durable, write_atomically
 from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest
 from imgen.errors import InvalidInputError
@@ -184,7 +185,10 @@ class ImageFolder:
         per_image = split_output(output)
         records = []
         for k in generations:
-            path = write_image(output["images"][k], self.images / f"{row.row:06d}-{k}")
+            # Not fsynced one by one: `append_metadata` makes a whole group durable at once.
+            path = write_image(
+                output["images"][k], self.images / f"{row.row:06d}-{k}", durable=False
+            )
             record: dict[str, Any] = {
                 "file_name": f"{IMAGES}/{path.name}",
                 "prompt": row.prompt,
@@ -201,13 +205,14 @@ class ImageFolder:
         return records
 
     def append_metadata(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Append the records' lines and fsync; every line has the same keys, null if unknown.
+        """Make the records' images durable, then append their lines and fsync.
 
-        The same keys on every line keep the column types steady for the JSON loader of
-        `datasets`, which infers them from the first lines.
+        Every line has the same keys (null where unknown), which keeps the column types steady
+        for the JSON loader of `datasets`: it infers them from the first lines.
         """
         assert self._metadata is not None, "open() the folder first"
         records = list(records)
+        make_durable((self.root / r["file_name"] for r in records), self.images)
         for record in records:
             self._columns.update(dict.fromkeys(record))
         text = "".join(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from typing import Any, Literal, Protocol
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, Literal, Protocol, TypeVar
 
 from imgen.base import ImageGenerationModel
 from imgen.batch.inputs import PromptRow
 from imgen.batch.outcomes import Outcome
 from imgen.errors import InvalidInputError
 
-__all__ = ["ENGINE_NAMES", "Engine", "RowResult", "resolve_engine"]
+__all__ = ["ENGINE_NAMES", "Engine", "Settle", "resolve_engine"]
 
-RowResult = tuple[PromptRow, Outcome]
 ENGINE_NAMES = ("local", "ray")
+T = TypeVar("T")
+Settle = Callable[[PromptRow, Outcome], T]
+"""`settle(row, outcome)`: what the job does with a finished row (it writes the images)."""
 
 
 class Engine(Protocol):
@@ -28,9 +30,12 @@ class Engine(Protocol):
         rows: list[PromptRow],
         num_generations: int,
         generation_kwargs: Mapping[str, Any],
-    ) -> AsyncGenerator[RowResult, None]:
-        """Yield each row with its outcome as soon as it completes.
+        settle: Settle[T],
+    ) -> AsyncGenerator[T, None]:
+        """Settle each row as soon as it completes, and yield what `settle` returns.
 
+        `settle` runs in the thread that received the outcome, so a thread that generates
+        one chunk after another also writes its images, with no hand-off to another thread.
         The engine loads the model where it generates and unloads what it loaded. When the
         consumer stops early, work in flight is abandoned.
         """

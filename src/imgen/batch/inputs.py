@@ -18,9 +18,18 @@ from typing import Any
 
 from imgen.errors import InvalidInputError
 
-__all__ = ["SUFFIXES", "BadRow", "PromptRow", "PromptSource", "read_prompts"]
+__all__ = [
+    "ITERABLE",
+    "SUFFIXES",
+    "BadRow",
+    "PromptRow",
+    "PromptSource",
+    "read_prompts",
+    "row_noun",
+]
 
 DEFAULT_COLUMN = "prompt"
+ITERABLE = "<iterable>"
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
 
@@ -57,7 +66,7 @@ class PromptSource:
     """The rows of a prompt source and the rows it had to skip.
 
     Attributes:
-        origin: The file it was read from, or "<iterable>".
+        origin: The file it was read from, or `ITERABLE`.
         rows: The rows with a prompt, in source order.
         bad_rows: The rows skipped, in source order.
     """
@@ -79,6 +88,11 @@ class PromptSource:
         return list(dict.fromkeys(name for row in self.rows for name in row.fields))
 
 
+def row_noun(origin: str) -> str:
+    """What a row number counts in a source: its lines, or the items of an iterable."""
+    return "item" if origin == ITERABLE else "line"
+
+
 def read_prompts(
     prompts: str | os.PathLike[str] | Iterable[str | Mapping[str, Any]],
     prompt_column: str | None = None,
@@ -97,13 +111,13 @@ def read_prompts(
     """
     column = prompt_column or DEFAULT_COLUMN
     if not isinstance(prompts, str | os.PathLike):
-        source = PromptSource("<iterable>")
+        source = PromptSource(ITERABLE)
         found: dict[str, None] = {}
         for position, item in enumerate(prompts, 1):
             if isinstance(item, Mapping):
                 found.update(dict.fromkeys(item))
             source.add(_parse_item(position, item, column))
-        _check_column("The prompt records", column, list(found))
+        _check_column("the prompt records", column, list(found))
         return source
     path = Path(prompts)
     suffix = path.suffix.lower()
@@ -124,7 +138,7 @@ def read_prompts(
         return _read_text(path)
     reader = _read_jsonl if suffix == ".jsonl" else _read_csv
     source, columns = reader(path, column)
-    _check_column(f"Prompts file {str(path)!r}", column, columns)
+    _check_column(f"prompts file {str(path)!r}", column, columns)
     return source
 
 
@@ -132,7 +146,7 @@ def _check_column(where: str, column: str, columns: list[str]) -> None:
     """Fail when rows have columns but none is `column`: a typo, not a few bad rows."""
     if columns and column not in columns:
         raise InvalidInputError(
-            f"{where} has no column {column!r}; the columns are: {', '.join(columns)}. "
+            f"No column {column!r} in {where}; its columns are: {', '.join(columns)}. "
             "Choose one with --prompt-column (prompt_column= in Python)."
         )
 

@@ -2,9 +2,10 @@
 
 Everything that can be wrong with the request (the prompts, the output dir, the model, its
 generation kwargs, the dataset already there) is checked before the model loads. Then the
-engine yields rows as they complete; each row's images are written by a pool of I/O threads,
-and its metadata lines are appended by one committer that fsyncs all the lines gathered while
-the previous fsync ran, so the disk's latency is paid once per group, not once per image.
+engine yields rows as they complete, each row's images are written at once, and a committer
+makes them durable and appends their metadata lines a group at a time: all the rows that
+arrived while the previous group was being synced. So the disk's latency is paid once per
+group, not once per image.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from typing import Any, Literal
 
 from imgen.base import ImageGenerationModel
 from imgen.batch.dataset import RESERVED_COLUMNS, ImageFolder
 from imgen.batch.engines import Engine, resolve_engine
-from imgen.batch.inputs import PromptRow, PromptSource, read_prompts
+from imgen.batch.inputs import PromptRow, PromptSource, read_prompts, row_noun
 from imgen.batch.manifest import JobManifest
+from imgen.batch.outcomes import Outcome
 from imgen.batch.progress import ProgressLine
 from imgen.batch.summary import BatchInterrupted, BatchSummary
 from imgen.errors import InvalidInputError
@@ -34,11 +36,8 @@ __all__ = ["run_batch"]
 
 logger = logging.getLogger("imgen.batch")
 
-# Image writes run in parallel so that their fsyncs overlap.
-_IO_THREADS = 8
-# Rows whose images are being written at once; the engine waits beyond that.
-_ROWS_IN_WRITING = 64
 _BAD_ROWS_LOGGED = 10
+Record = dict[str, Any]
 
 
 def run_batch(
@@ -93,7 +92,7 @@ def run_batch(
     _check_carried_columns(source, kwargs)
     manifest = JobManifest.describe(built, num_generations, kwargs, source.origin, prompt_column)
     done = folder.open(manifest, [*kwargs, *source.columns], resume=resume, force=force)
-    summary = BatchSummary(output_dir=folder.root, rows_total=len(source.rows))
+    summary = BatchSummary(folder.root.resolve(), source.origin, rows_total=len(source.rows))
     try:
         done.check_prompts(source, folder.root)
         _report_bad_rows(source, folder, summary)
@@ -134,7 +133,8 @@ def _report_bad_rows(source: PromptSource, folder: ImageFolder, summary: BatchSu
     for index, bad in enumerate(source.bad_rows):
         folder.record_failure(bad.row, None, "input", bad.reason)
         if index < _BAD_ROWS_LOGGED:
-            logger.warning("Skipped row %d of %s: %s.", bad.row, source.origin, bad.reason)
+            noun = row_noun(source.origin)
+            logger.warning("Skipped %s %d of %s: %s.", noun, bad.row, source.origin, bad.reason)
     hidden = len(source.bad_rows) - _BAD_ROWS_LOGGED
     if hidden > 0:
         logger.warning("Skipped %d more bad rows; see %s.", hidden, folder.errors_path)
@@ -177,7 +177,7 @@ def _run_on_fresh_loop(job: Coroutine[Any, Any, None]) -> None:
 
 
 class _Job:
-    """One run's writing side: images through the I/O pool, metadata through group commits."""
+    """One run's writing side: images as rows finish, metadata lines in group commits."""
 
     def __init__(
         self,
@@ -199,46 +199,38 @@ class _Job:
         num_generations: int,
         generation_kwargs: Mapping[str, Any],
     ) -> None:
-        loop = asyncio.get_running_loop()
-        room = asyncio.Semaphore(_ROWS_IN_WRITING)
-        writing: set[asyncio.Task[None]] = set()
-        io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="imgen-batch-io")
-        commits = _GroupCommit(self._folder, io, self._committed)
-
-        async def write(row: PromptRow, output: dict[str, Any]) -> None:
-            try:
-                records = await loop.run_in_executor(
-                    io, self._folder.write_images, row, output, self._pending[row.row]
-                )
-            except InvalidInputError as exc:  # the backend sent something that is no image
-                self._failed(row, f"{type(exc).__name__}: {exc}")
-                return
-            finally:
-                room.release()
-            commits.add(records)
-
+        """Write each row's images as it finishes; commit their lines in groups."""
+        commits = _GroupCommit(self._folder, self._committed)
         try:
-            stream = engine.run(model, rows, num_generations, generation_kwargs)
+            stream = engine.run(model, rows, num_generations, generation_kwargs, self._write)
             async with aclosing(stream) as results:
-                async for row, outcome in results:
-                    if outcome.output is None:
-                        self._failed(row, outcome.error or "no output")
-                        continue
-                    await room.acquire()
-                    task = asyncio.create_task(write(row, outcome.output))
-                    writing.add(task)
-                    task.add_done_callback(writing.discard)
-            await asyncio.gather(*writing)
+                async for row, written in results:
+                    if isinstance(written, str):
+                        self._failed(row, written)
+                    else:
+                        commits.add(written)
             await commits.close()
+        except asyncio.CancelledError:
+            commits.stop()
+            commits.commit_waiting()  # Ctrl-C: keep the images already written
+            raise
         finally:
-            for task in writing:
-                task.cancel()
-            commits.cancel()
-            # In-flight image writes and fsyncs finish (they are atomic); queued ones are dropped.
-            io.shutdown(wait=True, cancel_futures=True)
+            commits.stop()
             self._redraw(force=True)
 
-    def _committed(self, records: list[dict[str, Any]]) -> None:
+    def _write(self, row: PromptRow, outcome: Outcome) -> tuple[PromptRow, list[Record] | str]:
+        """Write a finished row's missing images: their records, or why the row failed.
+
+        The engine calls it in the thread that received the outcome (see `Engine.run`).
+        """
+        if outcome.output is None:
+            return row, outcome.error or "no output"
+        try:
+            return row, self._folder.write_images(row, outcome.output, self._pending[row.row])
+        except InvalidInputError as exc:  # the backend sent something that is no image
+            return row, f"{type(exc).__name__}: {exc}"
+
+    def _committed(self, records: list[Record]) -> None:
         self._summary.images_written += len(records)
         for record in records:
             left = self._pending[record["row"]]
@@ -260,29 +252,25 @@ class _Job:
 
 
 class _GroupCommit:
-    """Appends metadata lines from one task: all the lines that arrived during the last fsync.
+    """Appends metadata lines in a thread of its own, each time all the lines that arrived
+    while the previous group was being synced: the disk's latency is paid per group.
 
     Args:
         folder: The dataset.
-        io: Where the blocking append runs.
-        on_commit: Called with the records of each group once they are on disk.
+        on_commit: Called on the loop with each group's records once they are on disk.
     """
 
-    def __init__(
-        self,
-        folder: ImageFolder,
-        io: ThreadPoolExecutor,
-        on_commit: Any,
-    ) -> None:
+    def __init__(self, folder: ImageFolder, on_commit: Callable[[list[Record]], None]) -> None:
         self._folder = folder
-        self._io = io
         self._on_commit = on_commit
-        self._waiting: list[dict[str, Any]] = []
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="imgen-batch-commit")
+        self._waiting: list[Record] = []
+        self._appending: tuple[list[Record], Future[None]] | None = None
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._run())
 
-    def add(self, records: list[dict[str, Any]]) -> None:
+    def add(self, records: list[Record]) -> None:
         """Queue a row's records for the next group."""
         if self._task.done():
             self._task.result()  # a failed append (a full disk, say) stops the job here
@@ -290,23 +278,41 @@ class _GroupCommit:
         self._wake.set()
 
     async def close(self) -> None:
-        """Commit what is queued, then stop."""
+        """Commit everything queued, then stop."""
         self._closing = True
         self._wake.set()
         await self._task
 
-    def cancel(self) -> None:
-        """Stop without committing what is queued; those images are made again next run."""
+    def stop(self) -> None:
+        """Stop now; a group being appended is finished. Lines still queued are dropped (their
+        images are made again by the next run) unless `commit_waiting` follows."""
         self._task.cancel()
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+    def commit_waiting(self) -> None:
+        """After `stop`, commit the queued lines from this thread."""
+        if self._appending is not None:
+            group, appended = self._appending
+            self._appending = None
+            if appended.cancelled():
+                self._waiting[:0] = group
+            elif appended.exception() is None:
+                self._on_commit(group)
+        group, self._waiting = self._waiting, []
+        if group:
+            self._folder.append_metadata(group)
+            self._on_commit(group)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             group, self._waiting = self._waiting, []
             if group:
-                await loop.run_in_executor(self._io, self._folder.append_metadata, group)
+                appended = self._thread.submit(self._folder.append_metadata, group)
+                self._appending = group, appended
+                await asyncio.wrap_future(appended)
+                self._appending = None
                 self._on_commit(group)
             if self._closing and not self._waiting:
                 return

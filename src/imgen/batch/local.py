@@ -1,9 +1,9 @@
 """The local engine: generation in this process.
 
 Async models go prompt by prompt through the core engine, at most `max_concurrency` requests in
-flight, and each row is handed on the moment it completes, so one slow request holds up
-nothing else. Sync models run in a worker thread, a chunk of prompts per `generate` call, while
-the job writes the previous chunk.
+flight, and each row is settled the moment it completes, so one slow request holds up nothing
+else. Sync models run in a worker thread, a chunk of prompts per `generate` call, which also
+writes each chunk's images before it generates the next.
 """
 
 from __future__ import annotations
@@ -12,15 +12,20 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
-from imgen.batch.engines import RowResult
+from imgen.batch.engines import Settle
 from imgen.batch.inputs import PromptRow
-from imgen.batch.outcomes import agenerate_outcome, generate_outcomes
+from imgen.batch.outcomes import Outcome, agenerate_outcome, generate_outcomes
 from imgen.batch.threads import stream_from_thread
 
 __all__ = ["LocalEngine"]
+
+T = TypeVar("T")
+_CHUNK_SIZE = 4
+# Rows generated but not yet written, at most: enough to keep generating through a group sync.
+_BUFFERED_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,8 @@ class LocalEngine:
 
     Attributes:
         chunk_size: Prompts per `generate` call of a sync model. None uses the model's
-            `batch_size` field when it has one, else 1, which keeps a GPU's memory use at what
-            a single prompt needs.
+            `batch_size` field when it has one, else 4: a few prompts per call spread its fixed
+            cost, and an interrupted run loses little.
     """
 
     chunk_size: int | None = None
@@ -44,12 +49,13 @@ class LocalEngine:
         rows: list[PromptRow],
         num_generations: int,
         generation_kwargs: Mapping[str, Any],
-    ) -> AsyncGenerator[RowResult, None]:
-        """Yield each row with its outcome as soon as it completes (see `Engine.run`)."""
+        settle: Settle[T],
+    ) -> AsyncGenerator[T, None]:
+        """Settle each row as soon as it completes (see `Engine.run`)."""
         if isinstance(model, AsyncImageGenerationModel):
-            return _run_async(model, rows, num_generations, generation_kwargs)
-        chunk_size = self.chunk_size or getattr(model, "batch_size", None) or 1
-        return _run_sync(model, rows, num_generations, generation_kwargs, chunk_size)
+            return _run_async(model, rows, num_generations, generation_kwargs, settle)
+        chunk_size = self.chunk_size or getattr(model, "batch_size", None) or _CHUNK_SIZE
+        return _run_sync(model, rows, num_generations, generation_kwargs, settle, chunk_size)
 
 
 def _rows_in_flight(model: AsyncImageGenerationModel, num_generations: int) -> int:
@@ -68,18 +74,19 @@ async def _run_async(
     rows: list[PromptRow],
     num_generations: int,
     generation_kwargs: Mapping[str, Any],
-) -> AsyncGenerator[RowResult, None]:
+    settle: Settle[T],
+) -> AsyncGenerator[T, None]:
     loaded_here = not model.is_loaded
     if loaded_here:
         model.load()
     todo = iter(rows)
     workers = min(_rows_in_flight(model, num_generations), len(rows))
-    finished: asyncio.Queue[RowResult] = asyncio.Queue(maxsize=workers)
+    finished: asyncio.Queue[T] = asyncio.Queue(maxsize=workers)
 
     async def work() -> None:
         for row in todo:  # the workers share one iterator: each row runs once
             outcome = await agenerate_outcome(model, row.prompt, num_generations, generation_kwargs)
-            await finished.put((row, outcome))
+            await finished.put(settle(row, outcome))
 
     tasks = [asyncio.create_task(work()) for _ in range(workers)]
     try:
@@ -98,9 +105,10 @@ def _run_sync(
     rows: list[PromptRow],
     num_generations: int,
     generation_kwargs: Mapping[str, Any],
+    settle: Settle[T],
     chunk_size: int,
-) -> AsyncGenerator[RowResult, None]:
-    def produce(emit: Callable[[RowResult], None], stop: threading.Event) -> None:
+) -> AsyncGenerator[T, None]:
+    def produce(emit: Callable[[tuple[PromptRow, Outcome]], None], stop: threading.Event) -> None:
         loaded_here = not model.is_loaded
         if loaded_here:
             model.load()
@@ -117,4 +125,9 @@ def _run_sync(
             if loaded_here:
                 model.unload()
 
-    return stream_from_thread(produce, buffer=2 * chunk_size + 8, name="imgen-batch-generate")
+    return stream_from_thread(
+        produce,
+        lambda pair: settle(*pair),
+        buffer=max(_BUFFERED_ROWS, chunk_size),
+        name="imgen-batch-generate",
+    )

@@ -4,7 +4,8 @@ Each actor rebuilds the model from its `dump()` with `imgen.load_model`, which r
 backend by its registered name: the backend's plugin must be installed where the actors run,
 and secrets, which a dump never holds, come from the environment variables there (pass them
 with Ray's `runtime_env` on a remote cluster). The actors send the images back and the driver
-writes every file, so the dataset's crash-safety rules hold unchanged.
+writes every file (in the thread that collects the results), so the dataset's crash-safety
+rules hold unchanged.
 
 Ray ships as the optional extra `imgen[ray]` and is imported only when this engine runs.
 """
@@ -17,16 +18,18 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from imgen.base import ImageGenerationModel
-from imgen.batch.engines import RowResult
+from imgen.batch.engines import Settle
 from imgen.batch.inputs import PromptRow
 from imgen.batch.outcomes import Outcome, generate_outcomes
 from imgen.batch.threads import stream_from_thread
 from imgen.errors import ConfigurationError
 
 __all__ = ["RayEngine"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,9 @@ class RayEngine:
         rows: list[PromptRow],
         num_generations: int,
         generation_kwargs: Mapping[str, Any],
-    ) -> AsyncGenerator[RowResult, None]:
-        """Yield each row with its outcome as the actors finish it (see `Engine.run`)."""
+        settle: Settle[T],
+    ) -> AsyncGenerator[T, None]:
+        """Settle each row as the actors finish it (see `Engine.run`)."""
         import ray
 
         started_here = not ray.is_initialized()
@@ -76,7 +80,9 @@ class RayEngine:
             dataset = self._dataset(model, rows, num_generations, dict(generation_kwargs))
             by_number = {row.row: row for row in rows}
 
-            def produce(emit: Callable[[RowResult], None], stop: threading.Event) -> None:
+            def produce(
+                emit: Callable[[tuple[PromptRow, Outcome]], None], stop: threading.Event
+            ) -> None:
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                     for number, payload in zip(batch["row"], batch["outcome"], strict=True):
                         emit((by_number[int(number)], Outcome(**json.loads(payload))))
@@ -84,7 +90,10 @@ class RayEngine:
                         return
 
             stream = stream_from_thread(
-                produce, buffer=4 * self.batch_size, name="imgen-batch-ray-results"
+                produce,
+                lambda pair: settle(*pair),
+                buffer=4 * self.batch_size,
+                name="imgen-batch-ray-results",
             )
             async with aclosing(stream) as results:
                 async for result in results:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgen.batch.inputs import BadRow
+from imgen.batch.inputs import BadRow, row_noun
 
 __all__ = ["BatchInterrupted", "BatchSummary"]
 
@@ -19,6 +19,7 @@ class BatchSummary:
 
     Attributes:
         output_dir: The dataset's folder.
+        prompts: Where the prompts came from.
         rows_total: Rows with a prompt in the source.
         rows_done: Rows completed by this run.
         rows_skipped: Rows an earlier run completed.
@@ -31,6 +32,7 @@ class BatchSummary:
     """
 
     output_dir: Path
+    prompts: str
     rows_total: int = 0
     rows_done: int = 0
     rows_skipped: int = 0
@@ -67,10 +69,11 @@ class BatchSummary:
         ]
         if self.bad_rows:
             shown = self.bad_rows[:_BAD_ROWS_LISTED]
-            listed = "; ".join(f"row {bad.row}: {bad.reason}" for bad in shown)
+            noun = row_noun(self.prompts)
+            listed = "; ".join(f"{noun} {bad.row}: {bad.reason}" for bad in shown)
             more = len(self.bad_rows) - _BAD_ROWS_LISTED
             lines.append(
-                f"Skipped {len(self.bad_rows)} bad input rows ({listed}"
+                f"Skipped {len(self.bad_rows)} bad rows of {self.prompts} ({listed}"
                 + (f"; and {more} more" if more > 0 else "")
                 + ")."
             )

@@ -23,7 +23,6 @@ from imgen.errors import ConfigurationError
 from imgen.images import encode_image
 
 if TYPE_CHECKING:
-    import torch
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 __all__ = ["DiffusersImageGeneration"]
@@ -55,9 +54,7 @@ def _check_device(device: str) -> str:
 
 def _check_multiple_of_8(pixels: int) -> int:
     if pixels % 8:
-        raise ValueError(
-            f"must be a multiple of 8 (the VAE downsamples by 8), e.g. {pixels // 8 * 8 or 8}"
-        )
+        raise ValueError(f"must be a multiple of 8, e.g. {max(8, round(pixels / 8) * 8)}")
     return pixels
 
 
@@ -73,8 +70,8 @@ class DiffusersImageGeneration(ImageGenerationModel):
 
     The pipeline is loaded with `AutoPipelineForText2Image.from_pretrained` from a Hub id or a
     local folder. Prompts and their generations are flattened and run `batch_size` images per
-    pipeline call; every image gets its own `torch.Generator` seeded with `seed + index`, so a
-    reported seed reproduces its image.
+    pipeline call; every image gets its own `torch.Generator` seeded with `seed + index`, so the
+    reported seeds reproduce the images (bit-exactly with the same `batch_size`).
     """
 
     backend_name: ClassVar[str] = "diffusers"
@@ -162,7 +159,9 @@ class DiffusersImageGeneration(ImageGenerationModel):
 
         dtype = getattr(torch, _dtype_name(self.torch_dtype, device))
         try:
-            pipeline = AutoPipelineForText2Image.from_pretrained(
+            # diffusers leaves from_pretrained and pipeline __call__ unannotated, hence the
+            # type: ignores here and in generate.
+            pipeline = AutoPipelineForText2Image.from_pretrained(  # type: ignore[no-untyped-call]
                 source,
                 dtype=dtype,
                 revision=self.revision,
@@ -248,7 +247,7 @@ class DiffusersImageGeneration(ImageGenerationModel):
                 torch.Generator(self._device).manual_seed(base_seed + index)
                 for index in range(start, start + len(chunk))
             ]
-            result = pipeline(
+            result = pipeline(  # type: ignore[operator]
                 prompt=chunk,
                 negative_prompt=None if negative_prompt is None else [negative_prompt] * len(chunk),
                 generator=generators,

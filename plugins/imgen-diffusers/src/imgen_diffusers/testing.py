@@ -1,6 +1,6 @@
 """Test helpers for the diffusers backend.
 
-The main entry point is :func:`build_tiny_pipeline`, which writes a random-weight
+The main entry point is `build_tiny_pipeline`, which writes a random-weight
 Stable Diffusion pipeline of a few megabytes to disk. It lets tests exercise the
 real diffusers loading and generation code paths without network access or
 real checkpoints.
@@ -64,7 +64,7 @@ def _tokenizer_files() -> tuple[dict[str, int], list[str]]:
     """Build the vocabulary and merge list of the tiny CLIP tokenizer.
 
     Returns:
-        The token-to-id vocabulary and the ``merges.txt`` lines (header included).
+        The token-to-id vocabulary and the `merges.txt` lines (header included).
     """
     chars = list(_byte_to_unicode().values())
     tokens = [*chars, *(char + _END_OF_WORD for char in chars)]
@@ -82,11 +82,11 @@ def _tokenizer_files() -> tuple[dict[str, int], list[str]]:
 
 
 def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathlib.Path:
-    """Build a random-weight tiny Stable Diffusion pipeline and save it to ``path``.
+    """Build a random-weight tiny Stable Diffusion pipeline and save it to `path`.
 
     The pipeline (CLIP text encoder, UNet, VAE, DDIM scheduler and a byte-level
     CLIP tokenizer) takes about 6.5 MB on disk, produces 64x64 images by
-    default and loads with ``diffusers.AutoPipelineForText2Image.from_pretrained``.
+    default and loads with `diffusers.AutoPipelineForText2Image.from_pretrained`.
     It has no safety checker and no feature extractor.
 
     Args:
@@ -94,7 +94,7 @@ def build_tiny_pipeline(path: str | os.PathLike[str], *, seed: int = 0) -> pathl
         seed: Seed for the random weights; the same seed gives identical weights.
 
     Returns:
-        ``path`` as a :class:`pathlib.Path`.
+        `path` as a `pathlib.Path`.
     """
     # Imported here so that importing this module stays cheap: torch and
     # diffusers take seconds to import.

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import Field, PrivateAttr, SecretStr
 
 from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
-from imgen.engine import merge_outputs
 from imgen.errors import ImgenError, MissingCredentialsError
 from imgen.images import decode_bytes, detect_format, encode_bytes
 from imgen.retry import is_transient, retry_after_of
@@ -38,7 +37,7 @@ Moderation = Literal["auto", "low"]
 ResponseFormat = Literal["b64_json", "url"]
 
 SINGLE_IMAGE_MODELS = frozenset({"dall-e-3"})
-"""Models that accept only n=1: their `num_generations` images take as many requests."""
+"""Models that accept only n=1: the engine sends one request per image."""
 
 # An exhausted quota is answered with 429 like a rate limit, but waiting does not refill it.
 _NEVER_RETRIED_CODES = frozenset({"insufficient_quota"})
@@ -53,37 +52,54 @@ class OpenAIRequestError(ImgenError):
         status_code: The HTTP status, e.g. 400.
         code: The API's error code, e.g. "content_policy_violation", when it sent one.
         retry_after: Seconds the API asked to wait before a retry, when it said so.
+        request_id: The API's id of the request (`x-request-id`), for OpenAI support.
     """
 
     def __init__(
-        self, message: str, *, status_code: int, code: str | None, retry_after: float | None
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.retry_after = retry_after
+        self.request_id = request_id
 
     @classmethod
     def from_status_error(cls, exc: APIStatusError, secret: str) -> OpenAIRequestError:
         """Describe an SDK status error by the API's own message and code.
 
         Args:
-            exc: The SDK's error. It is not kept: its request holds the API key.
+            exc: The SDK's error. Neither it nor its text is kept: its request holds the API
+                key, and its message may quote a server that echoed the key.
             secret: The API key, masked wherever the server echoed it.
         """
         status = exc.status_code
-        detail = exc.body.get("message") if isinstance(exc.body, dict) else None
+        body_message = exc.body.get("message") if isinstance(exc.body, dict) else None
+        detail = str(body_message or exc.message).strip()
         label = f"{status} {exc.code}" if exc.code else str(status)
         if status == 401:
             summary = "OpenAI rejected the API key"
-            hint = " Check the api_key field or the OPENAI_API_KEY environment variable."
+            if not detail.endswith((".", "!", "?")):
+                detail += "."
+            detail += " Check the api_key field or the OPENAI_API_KEY environment variable."
         else:
             summary = "OpenAI rejected the request" if status < 500 else "OpenAI failed"
-            hint = ""
-        message = f"{summary} ({label}): {detail or exc.message}{hint}"
+        message = f"{summary} ({label}): {detail}"
         if secret:
             message = message.replace(secret, "***")
-        return cls(message, status_code=status, code=exc.code, retry_after=retry_after_of(exc))
+        return cls(
+            message,
+            status_code=status,
+            code=exc.code,
+            retry_after=retry_after_of(exc),
+            request_id=exc.request_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,12 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
             raise ImgenError(f"{type(self).__name__} is not loaded: call load() first.")
         return self._clients
 
+    @property
+    def supports_num_generations(self) -> bool:
+        """False for dall-e-3, which takes only n=1: the engine then sends one request per
+        image, each with its own slot, timeout and retries, and merges the results."""
+        return self.model not in SINGLE_IMAGE_MODELS
+
     def is_retryable(self, exc: BaseException) -> bool:
         """Retry 408, 409, 429 and 5xx answers, dropped connections and timeouts.
 
@@ -200,8 +222,8 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
 
         Args:
             input: The prompt.
-            num_generations: Images to generate. dall-e-3 makes one image per request, so it
-                is sent that many requests.
+            num_generations: Images to generate, sent as `n` (always 1 for dall-e-3: see
+                `supports_num_generations`).
             size: "auto", "1024x1024", "1536x1024", "1024x1536" (GPT image models),
                 "256x256", "512x512" (dall-e-2), "1792x1024", "1024x1792" (dall-e-3), or any
                 "WIDTHxHEIGHT" a newer model accepts.
@@ -238,16 +260,9 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
             "user": user,
         }
         sent = {name: value for name, value in options.items() if value is not None}
-        if self.model in SINGLE_IMAGE_MODELS and num_generations > 1:
-            parts = await _all(self._generate(input, 1, sent) for _ in range(num_generations))
-            return merge_outputs(parts)
-        return await self._generate(input, num_generations, sent)
-
-    async def _generate(self, prompt: str, n: int, options: dict[str, Any]) -> list[dict[str, Any]]:
-        """One API request for `n` images, as the one-dict output."""
-        response = await self._request(prompt, n, options)
+        response = await self._request(input, num_generations, sent)
         items = response.data or []
-        images = await _all(self._image_of(item) for item in items)
+        images = await self._images_of(items)
         output: dict[str, Any] = {
             "images": images,
             "revised_prompts": [item.revised_prompt for item in items],
@@ -270,11 +285,17 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
             )
         except openai.APIStatusError as exc:
             secret = self.api_key.get_secret_value() if self.api_key else ""
-            raise OpenAIRequestError.from_status_error(exc, secret) from exc
+            raise OpenAIRequestError.from_status_error(exc, secret) from None
         return response
 
+    async def _images_of(self, items: list[Image]) -> list[str]:
+        """The images as base64; those the API sent as URLs are downloaded concurrently."""
+        inline = [item.b64_json for item in items if item.b64_json]
+        if len(inline) == len(items):
+            return inline  # the usual case, and the cheap one: no tasks to schedule
+        return await _all(self._image_of(item) for item in items)
+
     async def _image_of(self, item: Image) -> str:
-        """The image as base64, downloaded first if the API sent a URL."""
         if item.b64_json:
             return item.b64_json
         if item.url:

@@ -1,0 +1,131 @@
+"""`imgen batch`: options, output, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from batch_support import assert_complete, read_metadata, write_jsonl, write_lines
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from imgen.cli import main
+
+
+def imgen(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def prompts_file(tmp_path: Path) -> Path:
+    return write_lines(tmp_path / "prompts.txt", "a red fox", "a lighthouse", "a cat")
+
+
+def test_batch_writes_the_dataset_and_prints_a_summary(tmp_path: Path, prompts_file: Path) -> None:
+    out = tmp_path / "out"
+
+    options = ["-o", str(out), "-n", "2", "-p", "seed=40", "-O", "width=24"]
+
+    result = imgen("batch", "fake", str(prompts_file), *options)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Finished in ")
+    assert "3 rows done, 0 skipped (done before), 0 failed; 6 images" in result.stdout
+    assert f"Dataset: {out.resolve()}" in result.stdout
+    lines = assert_complete(out, rows=[1, 2, 3], num_generations=2)
+    assert sorted({line["seed"] for line in lines}) == [40, 41]
+    with Image.open(out / lines[0]["file_name"]) as image:
+        assert image.size == (24, 64)
+
+
+def test_json_summary_prompt_column_and_resume(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "p.jsonl", {"text": "a fox", "id": 1}, {"text": "a cat"})
+    out = tmp_path / "out"
+    args = ["batch", "fake", str(source), "-o", str(out), "--prompt-column", "text", "--json"]
+
+    first = json.loads(imgen(*args).stdout)
+    second = json.loads(imgen(*args).stdout)
+
+    assert (first["rows_done"], first["rows_skipped"], first["images_written"]) == (2, 0, 2)
+    assert (second["rows_done"], second["rows_skipped"], second["images_written"]) == (0, 2, 0)
+    assert first["output_dir"] == str(out.resolve())
+    assert [line["id"] for line in read_metadata(out)] in ([1, None], [None, 1])
+
+
+def test_no_resume_makes_everything_again(tmp_path: Path, prompts_file: Path) -> None:
+    out = tmp_path / "out"
+    imgen("batch", "fake", str(prompts_file), "-o", str(out))
+
+    result = imgen("batch", "fake", str(prompts_file), "-o", str(out), "--no-resume")
+
+    assert "3 rows done, 0 skipped" in result.stdout
+    assert_complete(out, rows=[1, 2, 3], num_generations=1)
+
+
+def test_rows_that_fail_make_the_exit_code_1(tmp_path: Path, prompts_file: Path) -> None:
+    options = ["-o", str(tmp_path / "out"), "-O", "failure_rate=1", "-O", "max_retries=0"]
+
+    result = imgen("batch", "fake-async", str(prompts_file), *options)
+
+    assert result.exit_code == 1
+    assert "0 rows done, 0 skipped (done before), 3 failed" in result.stdout
+    assert "run again to retry them" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["missing.txt"], "Prompts file 'missing.txt' does not exist."),
+        (["prompts.json"], "Unknown prompts file type '.json'"),
+        (["prompts.txt", "--prompt-column", "text"], "--prompt-column applies to .jsonl and .csv"),
+        (["prompts.txt", "-p", "sead=1"], "Unknown generation kwarg 'sead'"),
+        (["prompts.txt", "--engine", "spark"], "Invalid value for '--engine'"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(
+    tmp_path: Path,
+    prompts_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    arguments: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prompts.json").write_text("[]")
+
+    result = imgen("batch", "fake", *arguments, "-o", "out")
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_another_jobs_dataset_needs_force(tmp_path: Path, prompts_file: Path) -> None:
+    out = tmp_path / "out"
+    imgen("batch", "fake", str(prompts_file), "-o", str(out))
+
+    refused = imgen("batch", "fake-async", str(prompts_file), "-o", str(out))
+    forced = imgen("batch", "fake-async", str(prompts_file), "-o", str(out), "--force")
+
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1
+    assert "made by 'fake:fake-v1', not 'fake-async:fake-v1'" in refused.stderr
+    assert "Pass --force" in refused.stderr
+    assert forced.exit_code == 0
+    assert {line["model"] for line in read_metadata(out)} == {"fake-async:fake-v1"}
+
+
+def test_an_output_dir_that_is_a_file_is_refused(tmp_path: Path, prompts_file: Path) -> None:
+    result = imgen("batch", "fake", str(prompts_file), "-o", str(prompts_file))
+
+    assert result.exit_code == 2
+    assert f"Output dir '{prompts_file}' is a file, not a folder." in result.stderr
+
+
+def test_help_lists_the_options() -> None:
+    result = imgen("batch", "--help")
+
+    for option in ("-o, --output-dir", "-n, --num-generations", "-p, --param", "-O, --field"):
+        assert option in result.stdout
+    for option in ("--prompt-column", "--engine [local|ray]", "--no-resume", "--force"):
+        assert option in result.stdout

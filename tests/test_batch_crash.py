@@ -1,0 +1,129 @@
+"""Batch jobs killed (SIGKILL) or interrupted (Ctrl-C) part way, then resumed."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from batch_support import assert_complete, assert_lines_name_whole_images, image_names, write_lines
+
+from imgen.batch import run_batch
+from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration, fake_image
+
+ROWS = 30
+JOB = """
+import sys
+from imgen.batch import run_batch
+from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
+
+kind, prompts, out = sys.argv[1:]
+if kind == "async":
+    model = AsyncFakeImageGeneration(latency=0.03, max_concurrency=4)
+else:
+    model = FakeImageGeneration(latency=0.01)
+run_batch(model, prompts, out, num_generations=2, progress=False)
+"""
+BATCH_COMMAND = "from imgen.cli import main; main()"
+
+
+@pytest.fixture
+def prompts_file(tmp_path: Path) -> Path:
+    return write_lines(tmp_path / "prompts.txt", *(f"prompt number {i}" for i in range(ROWS)))
+
+
+def committed_lines(out: Path) -> int:
+    path = out / "metadata.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def wait_for_images(out: Path, count: int, job: subprocess.Popen[bytes]) -> None:
+    """Return once `count` images are in place, while the job still runs."""
+    wait_until(lambda: len([n for n in image_names(out) if not n.startswith(".")]) >= count, job)
+
+
+def wait_for_lines(out: Path, count: int, job: subprocess.Popen[bytes]) -> None:
+    """Return once `count` metadata lines are committed, while the job still runs."""
+    wait_until(lambda: committed_lines(out) >= count, job)
+
+
+def wait_until(condition: Callable[[], bool], job: subprocess.Popen[bytes]) -> None:
+    """Return once `condition()` holds, while the job still runs."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        if job.poll() is not None or time.monotonic() > deadline:
+            job.kill()
+            pytest.fail(f"the job ended first: {job.communicate()}")
+        time.sleep(0.002)
+
+
+def assert_images_are_the_fakes(out: Path, lines: list[dict[str, object]]) -> None:
+    """Every image holds exactly the bytes the fake makes for it: nothing torn survived."""
+    for line in lines:
+        expected = fake_image(str(line["prompt"]), int(str(line["seed"])), 64, 64, "png")
+        assert (out / str(line["file_name"])).read_bytes() == expected, line["file_name"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "killed_after"), [("async", 1), ("async", 9), ("async", 30), ("sync", 5)]
+)
+def test_a_killed_job_resumes_into_a_complete_dataset(
+    tmp_path: Path, prompts_file: Path, kind: str, killed_after: int
+) -> None:
+    out = tmp_path / "out"
+    job = subprocess.Popen([sys.executable, "-c", JOB, kind, str(prompts_file), str(out)])
+    wait_for_images(out, killed_after, job)
+
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+
+    assert_lines_name_whole_images(out, torn_tail=True)
+    model = AsyncFakeImageGeneration() if kind == "async" else FakeImageGeneration()
+    summary = run_batch(model, prompts_file, out, num_generations=2)
+    lines = assert_complete(out, rows=range(1, ROWS + 1), num_generations=2)
+    assert summary.rows_done + summary.rows_skipped == ROWS
+    assert_images_are_the_fakes(out, lines)
+
+
+def test_killed_again_and_again_it_still_ends_complete(tmp_path: Path, prompts_file: Path) -> None:
+    out = tmp_path / "out"
+    for _ in range(3):
+        before = committed_lines(out)
+        job = subprocess.Popen([sys.executable, "-c", JOB, "async", str(prompts_file), str(out)])
+        wait_for_lines(out, before + 10, job)
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+
+    run_batch(AsyncFakeImageGeneration(), prompts_file, out, num_generations=2)
+
+    assert_images_are_the_fakes(out, assert_complete(out, range(1, ROWS + 1), 2))
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary_and_the_next_run_resumes(
+    tmp_path: Path, prompts_file: Path
+) -> None:
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", BATCH_COMMAND, "batch", "fake-async", str(prompts_file)]
+    options = ["-o", str(out), "-n", "2", "-O", "latency=0.05", "-O", "max_concurrency=2"]
+    job = subprocess.Popen([*command, *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_images(out, 6, job)
+
+    job.send_signal(signal.SIGINT)
+    stdout, stderr = job.communicate(timeout=30)
+
+    assert job.returncode == 130, stderr
+    assert stdout.decode().startswith("Interrupted in ")
+    assert "Run the same command again to resume." in stdout.decode()
+    assert b"Traceback" not in stderr
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    done = assert_lines_name_whole_images(out)
+    assert 0 < len(done) < 2 * ROWS
+
+    again = subprocess.run([*command, *options], capture_output=True, timeout=60, check=False)
+
+    assert again.returncode == 0, again.stderr
+    assert_complete(out, rows=range(1, ROWS + 1), num_generations=2)
