@@ -10,8 +10,8 @@ import threading
 from typing import Any
 
 import pytest
-from core_backends import ProbeModel, SeedAsyncModel, SeedSyncModel
 
+from core_backends import ProbeModel, SeedAsyncModel, SeedSyncModel
 from imgen.errors import InvalidInputError
 from imgen.images import decode_image
 

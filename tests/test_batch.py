@@ -5,17 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from batch_support import assert_complete, image_names, read_metadata, write_jsonl, write_lines
 from pydantic import PrivateAttr
 
+from batch_support import assert_complete, image_names, read_metadata, write_jsonl, write_lines
 from imgen.batch import BatchSummary, LocalEngine, run_batch
+from imgen.batch.files import lock_exclusively
 from imgen.errors import InvalidInputError, MissingCredentialsError
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
 
+LOAD_DATASET = """
+import json, sys
+import datasets
+
+dataset = datasets.load_dataset("imagefolder", data_dir=sys.argv[1], split="train")
+print(json.dumps({
+    "num_rows": dataset.num_rows,
+    "columns": dataset.column_names,
+    "first": {"size": dataset[0]["image"].size, "model": dataset[0]["model"]},
+    "prompts": list(dataset["prompt"]),
+    "seeds": list(dataset["seed"]),
+}))
+"""
 PROMPTS = ["a red fox", "a lighthouse at dusk", "a bowl of ramen", "a paper boat", "a cat"]
 
 
@@ -39,12 +56,12 @@ class PickyFake(FakeImageGeneration):
 
 
 class GarbageFake(FakeImageGeneration):
-    """A sync fake that sends text where an image should be, for one prompt."""
+    """A sync fake that answers "garbage" with text, and "too few" with too few images."""
 
     def generate(
         self, inputs: list[str], num_generations: int = 1, seed: int = 0
     ) -> list[list[dict[str, Any]]]:
-        """Answer "garbage" with something that is not base64.
+        """Answer "garbage" and "too few" wrongly.
 
         Args:
             inputs: The prompts.
@@ -55,6 +72,8 @@ class GarbageFake(FakeImageGeneration):
         for prompt, output in zip(inputs, outputs, strict=True):
             if prompt == "garbage":
                 output[0]["images"] = ["not base64!"] * num_generations
+            if prompt == "too few":
+                output[0]["images"].pop()
         return outputs
 
 
@@ -125,30 +144,32 @@ def test_writes_an_imagefolder_with_a_line_per_image(tmp_path: Path) -> None:
     assert manifest["model_config"]["type_info"]["backend"] == "fake"
 
 
-def test_datasets_loads_the_output_as_an_imagefolder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for variable in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
-        monkeypatch.setenv(variable, "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+def test_datasets_loads_the_output_as_an_imagefolder(tmp_path: Path) -> None:
     source = write_jsonl(
         tmp_path / "p.jsonl", {"prompt": "a fox", "id": 1}, {"prompt": "a cat", "tag": "pet"}
     )
     run_batch(FakeImageGeneration(width=32, height=16), source, tmp_path / "out", num_generations=2)
-    import datasets  # type: ignore[import-untyped]
+    # In a process of its own: huggingface_hub reads HF_HUB_OFFLINE once, at import.
+    offline = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
 
-    dataset = datasets.load_dataset(
-        "imagefolder", data_dir=str(tmp_path / "out"), split="train", cache_dir=str(tmp_path / "c")
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_DATASET, str(tmp_path / "out")],
+        env={**os.environ, **offline},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
-    assert dataset.num_rows == 4
-    assert set(dataset.column_names) == {
+    assert loaded.returncode == 0, loaded.stderr
+    dataset = json.loads(loaded.stdout)
+    assert dataset["num_rows"] == 4
+    assert set(dataset["columns"]) == {
         *("image", "prompt", "model", "row", "generation", "seed", "id", "tag", "format")
     }
-    first = dataset[0]
-    assert first["image"].size == (32, 16)
-    assert first["model"] == "fake:fake-v1"
-    assert sorted(dataset["prompt"]) == ["a cat", "a cat", "a fox", "a fox"]
+    assert dataset["first"] == {"size": [32, 16], "model": "fake:fake-v1"}
+    assert sorted(dataset["prompts"]) == ["a cat", "a cat", "a fox", "a fox"]
+    assert sorted(dataset["seeds"]) == [0, 0, 1, 1]
 
 
 def test_a_rerun_skips_the_rows_done(tmp_path: Path, prompts_file: Path) -> None:
@@ -202,14 +223,27 @@ def test_an_async_model_failing_is_recorded_not_raised(tmp_path: Path, prompts_f
     assert "RetryableError" in (tmp_path / "out" / "errors.jsonl").read_text()
 
 
-def test_an_output_that_is_no_image_fails_its_row_only(tmp_path: Path) -> None:
-    prompts = write_lines(tmp_path / "p.txt", "a fox", "garbage", "a cat")
+def test_an_output_that_breaks_the_contract_fails_its_row_only(tmp_path: Path) -> None:
+    prompts = write_lines(tmp_path / "p.txt", "a fox", "garbage", "a cat", "too few")
 
-    summary = run_batch(GarbageFake(), prompts, tmp_path / "out")
+    summary = run_batch(GarbageFake(), prompts, tmp_path / "out", num_generations=2)
 
-    assert (summary.rows_done, summary.rows_failed) == (2, 1)
-    assert "InvalidInputError: Not a base64 image" in (tmp_path / "out/errors.jsonl").read_text()
-    assert_complete(tmp_path / "out", rows=[1, 3], num_generations=1)
+    assert (summary.rows_done, summary.rows_failed) == (2, 2)
+    errors = (tmp_path / "out/errors.jsonl").read_text()
+    assert "InvalidInputError: Not a base64 image" in errors
+    assert "The backend returned 1 images for row 4, not 2." in errors
+    assert_complete(tmp_path / "out", rows=[1, 3], num_generations=2)
+
+
+def test_one_job_at_a_time_writes_to_a_folder(tmp_path: Path, prompts_file: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+
+    busy = pytest.raises(InvalidInputError, match=r"Another imgen batch job is writing to")
+    with lock_exclusively(out / ".imgen-batch.lock"), busy:
+        run_batch("fake", prompts_file, out)
+
+    assert run_batch("fake", prompts_file, out).rows_done == 5
 
 
 def test_async_models_keep_max_concurrency_and_write_rows_as_they_finish(

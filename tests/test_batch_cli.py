@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from batch_support import assert_complete, read_metadata, write_jsonl, write_lines
 from click.testing import CliRunner, Result
 from PIL import Image
 
+from batch_support import assert_complete, read_metadata, write_jsonl, write_lines
 from imgen.cli import main
 
 

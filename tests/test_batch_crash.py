@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -10,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from batch_support import assert_complete, assert_lines_name_whole_images, image_names, write_lines
 
+from batch_support import assert_complete, assert_lines_name_whole_images, write_lines
 from imgen.batch import run_batch
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration, fake_image
 
@@ -36,19 +37,22 @@ def prompts_file(tmp_path: Path) -> Path:
     return write_lines(tmp_path / "prompts.txt", *(f"prompt number {i}" for i in range(ROWS)))
 
 
-def committed_lines(out: Path) -> int:
-    path = out / "metadata.jsonl"
-    return path.read_bytes().count(b"\n") if path.exists() else 0
+def wait_for_images(
+    out: Path, count: int, job: subprocess.Popen[bytes], since: float = 0.0
+) -> None:
+    """Return once `count` images written after `since` are in place, while the job runs."""
 
+    def written() -> int:
+        folder = out / "images"
+        if not folder.is_dir():
+            return 0
+        return sum(
+            1
+            for entry in os.scandir(folder)
+            if not entry.name.startswith(".") and entry.stat().st_mtime >= since
+        )
 
-def wait_for_images(out: Path, count: int, job: subprocess.Popen[bytes]) -> None:
-    """Return once `count` images are in place, while the job still runs."""
-    wait_until(lambda: len([n for n in image_names(out) if not n.startswith(".")]) >= count, job)
-
-
-def wait_for_lines(out: Path, count: int, job: subprocess.Popen[bytes]) -> None:
-    """Return once `count` metadata lines are committed, while the job still runs."""
-    wait_until(lambda: committed_lines(out) >= count, job)
+    wait_until(lambda: written() >= count, job)
 
 
 def wait_until(condition: Callable[[], bool], job: subprocess.Popen[bytes]) -> None:
@@ -92,9 +96,9 @@ def test_a_killed_job_resumes_into_a_complete_dataset(
 def test_killed_again_and_again_it_still_ends_complete(tmp_path: Path, prompts_file: Path) -> None:
     out = tmp_path / "out"
     for _ in range(3):
-        before = committed_lines(out)
+        started = time.time() - 0.01  # file times are a little coarse
         job = subprocess.Popen([sys.executable, "-c", JOB, "async", str(prompts_file), str(out)])
-        wait_for_lines(out, before + 10, job)
+        wait_for_images(out, 8, job, since=started)
         job.send_signal(signal.SIGKILL)
         job.wait()
 
@@ -115,7 +119,7 @@ def test_ctrl_c_stops_cleanly_with_a_summary_and_the_next_run_resumes(
     job.send_signal(signal.SIGINT)
     stdout, stderr = job.communicate(timeout=30)
 
-    assert job.returncode == 130, stderr
+    assert job.returncode == 130, (stdout, stderr)
     assert stdout.decode().startswith("Interrupted in ")
     assert "Run the same command again to resume." in stdout.decode()
     assert b"Traceback" not in stderr

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_support import write_jsonl, write_lines
 
+from batch_support import write_jsonl, write_lines
 from imgen.batch.inputs import BadRow, PromptRow, read_prompts
 from imgen.errors import InvalidInputError
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from batch_support import assert_complete, read_metadata, write_jsonl
 
+from batch_support import assert_complete, read_metadata, write_jsonl
 from imgen.batch import RayEngine, run_batch
 from imgen.testing.fake import FakeImageGeneration
 

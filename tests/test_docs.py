@@ -18,6 +18,8 @@ Conventions, for anyone writing docs:
   the repository root, exactly as the site build does. The tutorial shows the real files of
   `docs/examples/imgen-echo` this way.
 - Top-level `await` is allowed, as in a notebook cell: such a block runs under `asyncio.run`.
+- A page whose code uses the Ray engine is marked `ray` (Ray takes seconds to start), like the
+  other Ray tests, so `pytest -m "not ray"` leaves it out.
 - Other languages (`bash`, `toml`, `yaml`, `text`) are shown, never run. The `imgen` command
   lines of shell blocks are still checked: each must name a real command and real options.
 """
@@ -36,6 +38,7 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RUNNABLE_LANGUAGES = frozenset({"python", "py"})
 SHELL_LANGUAGES = frozenset({"bash", "sh", "shell", "console"})
+_STARTS_RAY = re.compile(r"RayEngine|engine=[\"']ray[\"']")
 # Few and justified: each skip hides a block from the test, so it must stay the exception.
 MAX_SKIPPED = 8
 
@@ -141,12 +145,16 @@ def code_blocks(page: Path, root: Path = ROOT) -> Iterator[CodeBlock]:
         index = end + 1
 
 
-def _pages_with_python() -> list[Path]:
-    return [
-        page
-        for page in documentation_pages()
-        if any(block.language in RUNNABLE_LANGUAGES for block in code_blocks(page))
-    ]
+def _page_params() -> list[Any]:
+    """One pytest param per page with runnable code; pages that start Ray are marked `ray`."""
+    params = []
+    for page in documentation_pages():
+        code = "".join(block.code for block in code_blocks(page) if block.runnable)
+        if not code:
+            continue
+        marks = [pytest.mark.ray] if _STARTS_RAY.search(code) else []
+        params.append(pytest.param(page, marks=marks, id=page.relative_to(ROOT).as_posix()))
+    return params
 
 
 def _compile(block: CodeBlock) -> types.CodeType:
@@ -187,9 +195,7 @@ def page_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         os.environ.update(saved)
 
 
-@pytest.mark.parametrize(
-    "page", _pages_with_python(), ids=lambda page: page.relative_to(ROOT).as_posix()
-)
+@pytest.mark.parametrize("page", _page_params())
 def test_python_blocks_run(page: Path, page_sandbox: Path) -> None:
     module_name = "docs_page_" + re.sub(r"\W", "_", page.relative_to(ROOT).as_posix())
     module = types.ModuleType(module_name)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core_backends import ProbeModel
 from pydantic import Field, SecretStr
 
+from core_backends import ProbeModel
 from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import InvalidInputError

@@ -122,7 +122,7 @@ def test_from_dict_checks_the_subclass() -> None:
 def test_unknown_keys_are_an_error_with_did_you_mean() -> None:
     data = FakeImageGeneration().dump()
     data["widht"] = 10
-    with pytest.raises(InvalidInputError, match="unknown field 'widht'.*Did you mean 'width'"):
+    with pytest.raises(InvalidInputError, match=r"unknown field 'widht'.*Did you mean 'width'"):
         imgen.load_model(data)
 
 
@@ -173,12 +173,12 @@ def test_save_needs_a_known_format(tmp_path: Path) -> None:
     assert FakeImageGeneration().save(tmp_path / "model.txt", format="yaml").exists()
 
 
-def test_model_level_validation_errors_show_no_field_values(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_level_validation_errors_show_no_field_values() -> None:
     from pydantic import model_validator
 
     class Picky(TokenModel):
         @model_validator(mode="after")
-        def _needs_big(self) -> "Picky":
+        def _needs_big(self) -> Picky:
             if self.size < 10:
                 raise ValueError("size must be at least 10")
             return self

@@ -275,7 +275,7 @@ class AsyncImageGenerationModel(ImageGenerationModel):
     Attributes:
         max_concurrency: Requests in flight at once.
         max_retries: Retries of a transient failure (total attempts are at most 1 + this).
-        timeout: Seconds allowed per attempt; None waits forever.
+        timeout: Seconds allowed per attempt (120 by default); None waits forever.
         on_error: "raise" raises GenerationError holding the completed results; "record"
             returns {"images": [], "error": "..."} for each failed input.
     """
@@ -287,7 +287,7 @@ class AsyncImageGenerationModel(ImageGenerationModel):
         3, ge=0, description="Retries of a transient failure; attempts never exceed 1 + this."
     )
     timeout: RuntimeParameter[float] = Field(
-        120.0, gt=0, description="Seconds allowed per attempt; None waits forever."
+        120.0, gt=0, description="Seconds allowed per attempt (120 by default); None waits forever."
     )
     on_error: RuntimeParameter[Literal["raise", "record"]] = Field(
         "raise",

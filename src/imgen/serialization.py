@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from imgen.errors import ConfigurationError, InvalidInputError
-from imgen.runtime_parameters import is_secret_field, validation_error
+from imgen.runtime_parameters import is_secret_field
 
 if TYPE_CHECKING:
     from imgen.base import ImageGenerationModel
@@ -105,10 +105,8 @@ class _Serializable(_ModelBase):
             raise ConfigurationError(
                 f"{target.__qualname__} is abstract; the config needs type_info.backend."
             )
-        try:
-            return target.model_validate(fields)  # type: ignore[no-any-return]
-        except ValidationError as exc:
-            raise validation_error(exc, target) from None
+        # The constructor reports bad fields as one InvalidInputError, secrets masked.
+        return target(**fields)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls: type[_Self], path: str | os.PathLike[str]) -> _Self:

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imgen_diffusers import DiffusersImageGeneration
-from imgen_diffusers.testing import build_tiny_pipeline
 
 import imgen
+from imgen_diffusers import DiffusersImageGeneration
+from imgen_diffusers.testing import build_tiny_pipeline
 
 
 @pytest.fixture(scope="module", autouse=True)

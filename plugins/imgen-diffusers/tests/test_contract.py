@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imgen_diffusers import DiffusersImageGeneration
 
 from imgen.testing import BackendContract
+from imgen_diffusers import DiffusersImageGeneration
 
 
 class TestContract(BackendContract):

@@ -15,11 +15,11 @@ import psutil
 import pytest
 import torch
 from diffusers import AutoPipelineForText2Image
-from imgen_diffusers import DiffusersImageGeneration
-from imgen_diffusers.testing import build_tiny_pipeline
 
 from imgen.errors import ConfigurationError, InvalidInputError
 from imgen.images import decode_bytes, decode_image, detect_format, encode_image
+from imgen_diffusers import DiffusersImageGeneration
+from imgen_diffusers.testing import build_tiny_pipeline
 
 PROMPTS = ["a red fox", "the blue house"]
 

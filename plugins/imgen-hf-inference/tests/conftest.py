@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from imgen_hf_inference import InferenceEndpointsImageGeneration
 
 from imgen.testing import LocalServer, RecordedRequest, Reply
+from imgen_hf_inference import InferenceEndpointsImageGeneration
 
 # huggingface_hub reads it once, at its first import; otherwise its first request would also
 # send one to the Hub. (HF_HUB_OFFLINE, read the same way, is overridden per test below, so

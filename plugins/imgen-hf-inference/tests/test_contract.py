@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
-from imgen_hf_inference import InferenceEndpointsImageGeneration
 
 from imgen.testing import BackendContract
+from imgen_hf_inference import InferenceEndpointsImageGeneration
 
 
 class TestContract(BackendContract):

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imgen_hf_inference import InferenceEndpointsImageGeneration, InferenceRequestError
-from imgen_hf_inference.model import is_hugging_face_url
 
 import imgen
 from imgen.errors import (
@@ -26,6 +24,8 @@ from imgen.errors import (
 from imgen.images import decode_bytes, decode_image, detect_format
 from imgen.testing import Delay, LocalServer, RecordedRequest, Reply, Reset
 from imgen.testing.fake import fake_image
+from imgen_hf_inference import InferenceEndpointsImageGeneration, InferenceRequestError
+from imgen_hf_inference.model import is_hugging_face_url
 
 ENDPOINT = "/endpoint"
 ENV_TOKEN = "hf_from_the_environment"

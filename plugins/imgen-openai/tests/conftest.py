@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from imgen_openai import OpenAIImageGeneration
 
 from imgen.testing import LocalServer, RecordedRequest, Reply
+from imgen_openai import OpenAIImageGeneration
 
 API_KEY = "sk-test-imgen-0123456789abcdef"
 GENERATIONS = "/v1/images/generations"

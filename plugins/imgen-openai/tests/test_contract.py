@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from imgen_openai import OpenAIImageGeneration
 
 from imgen.testing import BackendContract
+from imgen_openai import OpenAIImageGeneration
 
 
 class TestContract(BackendContract):

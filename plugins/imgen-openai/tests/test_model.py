@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imgen_openai import OpenAIImageGeneration, OpenAIRequestError
 
 import imgen
 from imgen.errors import GenerationError, InvalidInputError, MissingCredentialsError
 from imgen.images import decode_bytes, detect_format
 from imgen.testing import Delay, Reply, Reset
+from imgen_openai import OpenAIImageGeneration, OpenAIRequestError
 
 MakeModel = Callable[..., OpenAIImageGeneration]
 

@@ -24,9 +24,15 @@ import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
-from imgen.batch.files import append_durably, is_temporary, make_durable, write_atomically
+from imgen.batch.files import (
+    append_durably,
+    is_temporary,
+    lock_exclusively,
+    make_durable,
+    write_atomically,
+)
 from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest
 from imgen.errors import InvalidInputError
@@ -38,6 +44,7 @@ IMAGES = "images"
 METADATA = "metadata.jsonl"
 ERRORS = "errors.jsonl"
 MANIFEST = "job.json"
+LOCK = ".imgen-batch.lock"
 FIXED_COLUMNS = ("file_name", "prompt", "model", "row", "generation")
 # `datasets` makes an "image" column out of file_name, so no metadata column may take the name.
 RESERVED_COLUMNS = frozenset({*FIXED_COLUMNS, "image"})
@@ -107,7 +114,8 @@ class DoneImages:
 class ImageFolder:
     """A batch job's imagefolder dataset: checked and repaired by `open`, then appended to.
 
-    `write_images` may run in many threads at once; `append_metadata` in one at a time.
+    `write_images` may run in any thread, and in several at once; `append_metadata` in one
+    thread at a time.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -120,6 +128,7 @@ class ImageFolder:
         self._columns: dict[str, None] = {}
         self._metadata: BinaryIO | None = None
         self._errors: BinaryIO | None = None
+        self._lock: IO[bytes] | None = None
 
     def check_location(self) -> None:
         """Fail early when the output dir cannot hold a dataset.
@@ -146,27 +155,38 @@ class ImageFolder:
             The images the dataset holds already.
 
         Raises:
-            InvalidInputError: The dir holds another job's dataset and `force` is False.
+            InvalidInputError: The dir holds another job's dataset and `force` is False, or
+                another process is writing to it.
         """
         self.check_location()
-        restart = self._belongs_to_another_job(manifest, force) or not resume
         self.root.mkdir(parents=True, exist_ok=True)
-        if restart:
-            self._clear()
-        manifest.write(self.manifest_path)
-        self._manifest = manifest
-        done = self._recover()
-        self._columns.update(dict.fromkeys([*FIXED_COLUMNS, *columns]))
-        self._metadata = self.metadata_path.open("ab")
-        self._errors = self.errors_path.open("wb")  # this run's failures only
+        try:
+            self._lock = lock_exclusively(self.root / LOCK)
+        except BlockingIOError:
+            raise InvalidInputError(
+                f"Another imgen batch job is writing to {str(self.root)!r}; wait for it to end "
+                "or choose another output dir."
+            ) from None
+        try:
+            if self._belongs_to_another_job(manifest, force) or not resume:
+                self._clear()
+            manifest.write(self.manifest_path)
+            self._manifest = manifest
+            done = self._recover()
+            self._columns.update(dict.fromkeys([*FIXED_COLUMNS, *columns]))
+            self._metadata = self.metadata_path.open("ab")
+            self._errors = self.errors_path.open("wb")  # this run's failures only
+        except BaseException:
+            self.close()
+            raise
         return done
 
     def close(self) -> None:
-        """Close the metadata and error files."""
-        for handle in (self._metadata, self._errors):
+        """Close the metadata and error files, and let other jobs in."""
+        for handle in (self._metadata, self._errors, self._lock):
             if handle is not None:
                 handle.close()
-        self._metadata = self._errors = None
+        self._metadata = self._errors = self._lock = None
 
     def write_images(
         self, row: PromptRow, output: Mapping[str, Any], generations: Iterable[int]
@@ -179,16 +199,21 @@ class ImageFolder:
             generations: Which of its images to write (those the dataset lacks).
 
         Raises:
-            InvalidInputError: An image is not valid base64.
+            InvalidInputError: The output lacks an image, or an image is not valid base64.
         """
         assert self._manifest is not None, "open() the folder first"
+        images = output.get("images")
+        expected = self._manifest.num_generations
+        if not isinstance(images, list) or len(images) != expected:
+            found = len(images) if isinstance(images, list) else "no"
+            raise InvalidInputError(
+                f"The backend returned {found} images for row {row.row}, not {expected}."
+            )
         per_image = split_output(output)
         records = []
         for k in generations:
             # Not fsynced one by one: `append_metadata` makes a whole group durable at once.
-            path = write_image(
-                output["images"][k], self.images / f"{row.row:06d}-{k}", durable=False
-            )
+            path = write_image(images[k], self.images / f"{row.row:06d}-{k}", durable=False)
             record: dict[str, Any] = {
                 "file_name": f"{IMAGES}/{path.name}",
                 "prompt": row.prompt,
@@ -197,7 +222,8 @@ class ImageFolder:
                 "generation": k,
             }
             # The image's own metadata says more than the kwargs ("seed" of this image rather
-            # than the base seed); carried fields cannot clash with either (checked up front).
+            # than the base seed). Carried fields come last; they may not reuse a fixed column
+            # or a kwarg name (checked up front).
             for part in (per_image[k], self._manifest.generation_kwargs, row.fields):
                 for key, value in part.items():
                     record.setdefault(key, value)

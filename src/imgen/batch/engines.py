@@ -34,10 +34,10 @@ class Engine(Protocol):
     ) -> AsyncGenerator[T, None]:
         """Settle each row as soon as it completes, and yield what `settle` returns.
 
-        `settle` runs in the thread that received the outcome, so a thread that generates
-        one chunk after another also writes its images, with no hand-off to another thread.
-        The engine loads the model where it generates and unloads what it loaded. When the
-        consumer stops early, work in flight is abandoned.
+        `settle` may run off the event loop, in a thread of the engine's (the local engine
+        writes one row there while it generates the next), one row at a time. The engine
+        loads the model where it generates and unloads what it loaded. When the consumer
+        stops early, work in flight is abandoned, but a settle in progress is finished.
         """
         ...
 

@@ -8,9 +8,9 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
-__all__ = ["append_durably", "is_temporary", "make_durable", "write_atomically"]
+__all__ = ["append_durably", "is_temporary", "lock_exclusively", "make_durable", "write_atomically"]
 
 _TEMPORARY_SUFFIX = ".tmp"
 
@@ -58,6 +58,27 @@ def _fsync_path(path: Path, flags: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lock_exclusively(path: Path) -> IO[bytes]:
+    """Open `path` and hold an exclusive lock on it until the returned file is closed.
+
+    The lock is advisory and exists on POSIX systems only; elsewhere the file is just opened.
+
+    Raises:
+        BlockingIOError: Another open file holds the lock.
+    """
+    handle = path.open("ab")
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def is_temporary(name: str) -> bool:

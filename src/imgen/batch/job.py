@@ -3,14 +3,15 @@
 Everything that can be wrong with the request (the prompts, the output dir, the model, its
 generation kwargs, the dataset already there) is checked before the model loads. Then the
 engine yields rows as they complete, each row's images are written at once, and a committer
-makes them durable and appends their metadata lines a group at a time: all the rows that
-arrived while the previous group was being synced. So the disk's latency is paid once per
-group, not once per image.
+makes them durable and appends their metadata lines a group at a time (all the rows that
+arrived since the last group, a quarter of a second ago at least), so the disk's latency is
+paid once per group, not once per image.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -37,6 +38,8 @@ __all__ = ["run_batch"]
 logger = logging.getLogger("imgen.batch")
 
 _BAD_ROWS_LOGGED = 10
+# Seconds between two syncs of the dataset at most; a crash loses no more than that of work.
+_COMMIT_INTERVAL = 0.25
 Record = dict[str, Any]
 
 
@@ -147,7 +150,7 @@ def _run_on_fresh_loop(job: Coroutine[Any, Any, None]) -> None:
     job is cancelled and its cleanup awaited before KeyboardInterrupt propagates.
     """
     state: dict[str, Any] = {}
-    started = threading.Event()
+    started, finished = threading.Event(), threading.Event()
 
     async def main() -> None:
         state["loop"], state["task"] = asyncio.get_running_loop(), asyncio.current_task()
@@ -161,16 +164,19 @@ def _run_on_fresh_loop(job: Coroutine[Any, Any, None]) -> None:
             state["error"] = exc
         finally:
             started.set()
+            finished.set()
 
-    thread = threading.Thread(target=target, name="imgen-batch", daemon=True)
-    thread.start()
+    threading.Thread(target=target, name="imgen-batch", daemon=True).start()
+    # An Event, not Thread.join: on Python 3.11 a join interrupted by Ctrl-C may take the
+    # thread for finished, and later joins return at once.
     try:
-        thread.join()
+        finished.wait()
     except KeyboardInterrupt:
         started.wait()
         if "task" in state:
-            state["loop"].call_soon_threadsafe(state["task"].cancel)
-        thread.join()
+            with contextlib.suppress(RuntimeError):  # the loop closed: the job just ended
+                state["loop"].call_soon_threadsafe(state["task"].cancel)
+        finished.wait()
         raise
     if "error" in state:
         raise state["error"]
@@ -252,8 +258,9 @@ class _Job:
 
 
 class _GroupCommit:
-    """Appends metadata lines in a thread of its own, each time all the lines that arrived
-    while the previous group was being synced: the disk's latency is paid per group.
+    """Makes images durable and appends their lines in a thread of its own, a group at a time:
+    all the rows that arrived since the last group, at most every `_COMMIT_INTERVAL` seconds.
+    The disk's latency is paid per group, not per image.
 
     Args:
         folder: The dataset.
@@ -267,7 +274,7 @@ class _GroupCommit:
         self._waiting: list[Record] = []
         self._appending: tuple[list[Record], Future[None]] | None = None
         self._wake = asyncio.Event()
-        self._closing = False
+        self._closing = asyncio.Event()
         self._task = asyncio.create_task(self._run())
 
     def add(self, records: list[Record]) -> None:
@@ -279,7 +286,7 @@ class _GroupCommit:
 
     async def close(self) -> None:
         """Commit everything queued, then stop."""
-        self._closing = True
+        self._closing.set()
         self._wake.set()
         await self._task
 
@@ -304,8 +311,17 @@ class _GroupCommit:
             self._on_commit(group)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_commit = -_COMMIT_INTERVAL
         while True:
             await self._wake.wait()
+            # Rows that come faster than the interval make one group: a sync costs about the
+            # same for one image as for hundreds. Closing commits at once.
+            pause = last_commit + _COMMIT_INTERVAL - loop.time()
+            if pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), pause)
+            last_commit = loop.time()
             self._wake.clear()
             group, self._waiting = self._waiting, []
             if group:
@@ -314,5 +330,5 @@ class _GroupCommit:
                 await asyncio.wrap_future(appended)
                 self._appending = None
                 self._on_commit(group)
-            if self._closing and not self._waiting:
+            if self._closing.is_set() and not self._waiting:
                 return

@@ -2,8 +2,8 @@
 
 Async models go prompt by prompt through the core engine, at most `max_concurrency` requests in
 flight, and each row is settled the moment it completes, so one slow request holds up nothing
-else. Sync models run in a worker thread, a chunk of prompts per `generate` call, which also
-writes each chunk's images before it generates the next.
+else. Sync models run in a worker thread, a chunk of prompts per `generate` call, while a
+second thread writes the images of the rows already made.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _rows_in_flight(model: AsyncImageGenerationModel, num_generations: int) -> i
 
     A model that cannot make `n` images in one request fans each row out into `n` requests.
     """
-    fans_out = not type(model)._num_generations_param_supported
+    fans_out = not model.supports_num_generations
     limit = model.max_concurrency or 1
     per_row = min(num_generations, limit) if fans_out else 1
     return max(1, limit // per_row)

@@ -1,16 +1,20 @@
-"""Stream what a producer thread makes into the event loop, with back-pressure.
+"""Stream what a producer thread makes into the event loop, settled on the way.
 
-Sync models and Ray's blocking iterators run in a daemon thread that settles each item there
-(the job writes its images) and hands the result to the loop. When the consumer stops
-(Ctrl-C, an error), the thread is told to stop: a settle in progress is waited for, so no
-file is left half-written, but a generate call in progress cannot be interrupted and is
-abandoned, so the process need not wait for it.
+Sync models and Ray's blocking iterators run in a daemon thread. Each item it emits is settled
+(the job writes its images) in a second thread, so writing one row overlaps generating the
+next, and the results are handed to the loop, which is woken once for whatever piled up since
+it last looked rather than once per item.
+
+When the consumer stops (Ctrl-C, an error), both threads are told to stop. A settle in
+progress is waited for, so no file is left half-written; a generate call in progress cannot
+be interrupted and is abandoned, so the process need not wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
@@ -29,56 +33,94 @@ class _Stopped(Exception):
     """The consumer went away: the producer should stop."""
 
 
+class _Handoff:
+    """Items passed from a thread to the loop, waking the loop once per pile."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pile: list[tuple[bool, Any]] = []
+        self._ready = asyncio.Event()
+
+    def put(self, finished: bool, value: Any) -> None:
+        """From another thread: add an item, or the end (`value` is its failure or None)."""
+        with self._lock:
+            self._pile.append((finished, value))
+            first = len(self._pile) == 1
+        if first:
+            self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def take(self) -> list[tuple[bool, Any]]:
+        """On the loop: everything added since the last take, waiting for at least one."""
+        await self._ready.wait()
+        self._ready.clear()
+        with self._lock:
+            pile, self._pile = self._pile, []
+        return pile
+
+
 async def stream_from_thread(
     produce: Produce[R], settle: Callable[[R], T], buffer: int, name: str
 ) -> AsyncGenerator[T, None]:
-    """Run `produce` in a daemon thread, settle each item it emits there, yield the results.
+    """Run `produce` in a daemon thread, settle what it emits in another, yield the results.
 
     Args:
         produce: The producer, see `Produce`. What it raises is raised here.
-        settle: Applied to each item in the producer's thread.
-        buffer: Settled items not yet consumed, at most; the producer waits for room.
-        name: The thread's name.
+        settle: Applied to each item in order, in a thread of its own. What it raises is
+            raised here.
+        buffer: Items emitted but not yet consumed, at most; the producer waits for room.
+        name: The name of the threads.
     """
-    loop = asyncio.get_running_loop()
-    items: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+    handoff = _Handoff(asyncio.get_running_loop())
+    emitted: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
     room = threading.Semaphore(buffer)
     stop = threading.Event()
     settling = threading.Lock()
 
     def emit(item: R) -> None:
-        with settling:
-            if stop.is_set():
-                raise _Stopped
-            settled = settle(item)
         while not room.acquire(timeout=_POLL_SECONDS):
             if stop.is_set():
                 raise _Stopped
-        loop.call_soon_threadsafe(items.put_nowait, (False, settled))
+        emitted.put((False, item))
 
-    def run() -> None:
+    def run_producer() -> None:
         failure: BaseException | None = None
         try:
             produce(emit, stop)
         except _Stopped:
-            return
+            pass
         except BaseException as exc:
             failure = exc
-        # RuntimeError: the loop has closed, so nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(items.put_nowait, (True, failure))
+        emitted.put((True, failure))
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    def run_settler() -> None:
+        finished = False
+        while not finished:
+            finished, value = emitted.get()
+            if not finished:
+                with settling:
+                    if stop.is_set():
+                        return
+                    try:
+                        value = settle(value)
+                    except BaseException as exc:
+                        finished, value = True, exc
+            # RuntimeError: the loop has closed, so nobody is listening any more.
+            with contextlib.suppress(RuntimeError):
+                handoff.put(finished, value)
+
+    threading.Thread(target=run_producer, name=name, daemon=True).start()
+    threading.Thread(target=run_settler, name=f"{name}-settle", daemon=True).start()
     try:
         while True:
-            finished, value = await items.get()
-            if finished:
-                if value is not None:
-                    raise value
-                return
-            room.release()
-            yield value
+            for finished, value in await handoff.take():
+                if finished:
+                    if value is not None:
+                        raise value
+                    return
+                room.release()
+                yield value
     finally:
         stop.set()
-        with settling:  # let a settle in progress finish its files
+        with settling:  # a settle in progress finishes its files
             pass

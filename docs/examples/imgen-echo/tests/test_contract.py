@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from imgen_echo import EchoImageGeneration
 
 from imgen.testing import BackendContract
+from imgen_echo import EchoImageGeneration
 
 
 class TestContract(BackendContract):
