@@ -16,7 +16,9 @@ from pydantic import PrivateAttr
 
 from batch_support import assert_complete, image_names, read_metadata, write_jsonl, write_lines
 from imgen.batch import BatchSummary, LocalEngine, run_batch
+from imgen.batch.dataset import ImageFolder
 from imgen.batch.files import lock_exclusively
+from imgen.batch.inputs import PromptRow
 from imgen.errors import InvalidInputError, MissingCredentialsError
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
 
@@ -233,6 +235,27 @@ def test_an_output_that_breaks_the_contract_fails_its_row_only(tmp_path: Path) -
     assert "InvalidInputError: Not a base64 image" in errors
     assert "The backend returned 1 images for row 4, not 2." in errors
     assert_complete(tmp_path / "out", rows=[1, 3], num_generations=2)
+
+
+@pytest.mark.parametrize("spec", ["fake", "fake-async"])
+def test_a_failing_disk_stops_the_job_with_its_error(
+    tmp_path: Path, prompts_file: Path, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    write_images = ImageFolder.write_images
+
+    def full_on_row_3(folder: ImageFolder, row: PromptRow, *args: Any) -> Any:
+        if row.row == 3:
+            raise OSError(28, "No space left on device")
+        return write_images(folder, row, *args)
+
+    monkeypatch.setattr(ImageFolder, "write_images", full_on_row_3)
+
+    with pytest.raises(OSError, match="No space left on device"):
+        run_batch(spec, prompts_file, tmp_path / "out")
+
+    monkeypatch.undo()
+    run_batch(spec, prompts_file, tmp_path / "out")
+    assert_complete(tmp_path / "out", rows=range(1, 6), num_generations=1)
 
 
 def test_one_job_at_a_time_writes_to_a_folder(tmp_path: Path, prompts_file: Path) -> None:

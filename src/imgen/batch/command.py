@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -31,6 +31,7 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
     "--output-dir",
     type=click.Path(path_type=Path),
     required=True,
+    metavar="DIR",
     help="The dataset's folder: images/, metadata.jsonl, errors.jsonl, job.json.",
 )
 @click.option(
@@ -67,7 +68,7 @@ def batch(
     generation_kwargs: tuple[tuple[str, Any], ...],
     fields: tuple[tuple[str, Any], ...],
     prompt_column: str | None,
-    engine: str,
+    engine: Literal["local", "ray"],
     no_resume: bool,
     force: bool,
     as_json: bool,
@@ -88,7 +89,7 @@ def batch(
             output_dir,
             num_generations=num_generations,
             prompt_column=prompt_column,
-            engine="ray" if engine == "ray" else "local",
+            engine=engine,
             resume=not no_resume,
             force=force,
         )

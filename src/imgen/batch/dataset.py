@@ -280,7 +280,9 @@ class ImageFolder:
         return True
 
     def _clear(self) -> None:
-        for path in (self.metadata_path, self.errors_path, self.manifest_path):
+        # The manifest stays until the new one replaces it: cut short, a clear leaves a
+        # dataset that a rerun still recognises (and repairs), not an unknown one.
+        for path in (self.metadata_path, self.errors_path):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.images, ignore_errors=True)
 

@@ -99,8 +99,11 @@ def run_batch(
     try:
         done.check_prompts(source, folder.root)
         _report_bad_rows(source, folder, summary)
-        work = [(row, done.missing(row.row, num_generations)) for row in source.rows]
-        pending = {row.row: missing for row, missing in work if missing}
+        pending = {
+            row.row: missing
+            for row in source.rows
+            if (missing := done.missing(row.row, num_generations))
+        }
         summary.rows_skipped = len(source.rows) - len(pending)
         if pending:
             draw = sys.stderr.isatty() if progress is None else progress
@@ -216,9 +219,11 @@ class _Job:
                     else:
                         commits.add(written)
             await commits.close()
-        except asyncio.CancelledError:
+        except BaseException:
+            # Ctrl-C or a failing engine is no reason to make the images written so far again.
             commits.stop()
-            commits.commit_waiting()  # Ctrl-C: keep the images already written
+            with contextlib.suppress(Exception):  # what went wrong first is what to report
+                commits.commit_waiting()
             raise
         finally:
             commits.stop()
@@ -227,7 +232,7 @@ class _Job:
     def _write(self, row: PromptRow, outcome: Outcome) -> tuple[PromptRow, list[Record] | str]:
         """Write a finished row's missing images: their records, or why the row failed.
 
-        The engine calls it in the thread that received the outcome (see `Engine.run`).
+        The engine may call it from a thread of its own (see `Engine.run`).
         """
         if outcome.output is None:
             return row, outcome.error or "no output"

@@ -12,7 +12,7 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
 from imgen.batch.engines import Settle
@@ -58,6 +58,12 @@ class LocalEngine:
         return _run_sync(model, rows, num_generations, generation_kwargs, settle, chunk_size)
 
 
+class _Failed(NamedTuple):
+    """What a worker hands on instead of a result when settling a row raised."""
+
+    error: Exception
+
+
 def _rows_in_flight(model: AsyncImageGenerationModel, num_generations: int) -> int:
     """Rows to run at once so that at most `max_concurrency` requests are in flight.
 
@@ -81,17 +87,25 @@ async def _run_async(
         model.load()
     todo = iter(rows)
     workers = min(_rows_in_flight(model, num_generations), len(rows))
-    finished: asyncio.Queue[T] = asyncio.Queue(maxsize=workers)
+    finished: asyncio.Queue[T | _Failed] = asyncio.Queue(maxsize=workers)
 
     async def work() -> None:
-        for row in todo:  # the workers share one iterator: each row runs once
-            outcome = await agenerate_outcome(model, row.prompt, num_generations, generation_kwargs)
-            await finished.put(settle(row, outcome))
+        try:
+            for row in todo:  # the workers share one iterator: each row runs once
+                outcome = await agenerate_outcome(
+                    model, row.prompt, num_generations, generation_kwargs
+                )
+                await finished.put(settle(row, outcome))
+        except Exception as exc:  # settle failed (a full disk, say): the job stops
+            await finished.put(_Failed(exc))
 
     tasks = [asyncio.create_task(work()) for _ in range(workers)]
     try:
         for _ in rows:
-            yield await finished.get()
+            item = await finished.get()
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
     finally:
         for task in tasks:
             task.cancel()
