@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -214,3 +216,24 @@ def test_unload_stops_the_loop_and_the_model_can_run_again() -> None:
     assert model._event_loop is None
     assert threading.active_count() == thread_count - 1
     assert_contract(model.generate_outputs(["again"]), 1, 1)
+
+
+def test_unload_cancels_work_still_in_flight() -> None:
+    model = ProbeModel(delay=30)
+    raised: list[BaseException] = []
+
+    def blocked_caller() -> None:
+        try:
+            model.generate(["stuck"])
+        except BaseException as exc:
+            raised.append(exc)
+
+    caller = threading.Thread(target=blocked_caller, daemon=True)
+    caller.start()
+    while not model._calls:
+        time.sleep(0.01)
+    model.unload()
+    caller.join(timeout=5)
+    # Without the cancellation the caller would wait forever on a stopped loop.
+    assert not caller.is_alive()
+    assert [type(exc) for exc in raised] == [concurrent.futures.CancelledError]

@@ -240,14 +240,15 @@ def test_generate_writes_valid_images_and_never_overwrites(tmp_path: Path) -> No
     assert (tmp_path / "a-red-fox-2.png").read_bytes() != before
 
 
-def test_generate_json_records_carry_aligned_metadata(tmp_path: Path) -> None:
+def test_generate_json_records_carry_per_image_metadata(tmp_path: Path) -> None:
     result = invoke(
         "generate", "fake-async", "a fox", "-n", "2", "-p", "seed=7", "-O", "model=my-model",
         "-o", str(tmp_path), "--json",
     )  # fmt: skip
     expected = {"prompt": "a fox", "model": "fake-async:my-model"}
     assert records(result) == [
-        {"path": str(tmp_path / f"a-fox-{i}.png"), **expected, "index": i, "seed": 7 + i}
+        {"path": str(tmp_path / f"a-fox-{i}.png"), **expected, "index": i, "format": "png"}
+        | {"seed": 7 + i}
         for i in range(2)
     ]
 

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import pytest
 
 from core_backends import Fatal, ProbeModel
-from imgen.engine import merge_outputs
 from imgen.errors import GenerationError, RetryableError
+from imgen.outputs import merge_outputs
 from imgen.retry import RetryPolicy, is_transient, retry_after_of
 
 

@@ -115,6 +115,11 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
         self._logger = None
 
     @property
+    def spec(self) -> str:
+        """The canonical `backend:model-id` spec of this model, however it was named."""
+        return f"{type(self).backend_name}:{self.model_name}"
+
+    @property
     def is_loaded(self) -> bool:
         """Whether `load` has run (and `unload` has not since)."""
         return self._logger is not None

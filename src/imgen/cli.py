@@ -33,11 +33,11 @@ from imgen.cli_options import (
     ImgenGroup,
     UserError,
     build_model,
-    model_spec,
     set_debug,
 )
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import GenerationError
+from imgen.outputs import image_metadata
 from imgen.registry import IN_PROCESS
 from imgen.runtime_parameters import env_var_of, is_runtime_parameter, is_secret_field
 
@@ -323,21 +323,10 @@ def _write_new_image(b64: str, directory: Path, stem: str, first_index: int) -> 
     return path, index
 
 
-def _singular(key: str) -> str:
-    return key[:-1] if key.endswith("s") and not key.endswith("ss") else key
-
-
 def _images_with_metadata(output: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each image of one prompt's output, with the entries of the lists aligned with it."""
+    """Each image of one prompt's output, with its own metadata (seed, revised prompt...)."""
     for result in output:
-        images = result.get("images") or []
-        for position, b64 in enumerate(images):
-            aligned = {
-                _singular(key): value[position]
-                for key, value in result.items()
-                if key != "images" and isinstance(value, list) and len(value) == len(images)
-            }
-            yield b64, aligned
+        yield from zip(result.get("images") or [], image_metadata(result), strict=True)
 
 
 @contextmanager
@@ -403,7 +392,7 @@ def generate(
     are named after the prompt (`a-red-fox-0.png`) and never overwrite existing ones.
     """
     built = build_model(model, dict(fields), dict(generation_kwargs))
-    spec = model_spec(built)
+    spec = built.spec
     count = len(prompts) * num_generations
     failure: GenerationError | None = None
     with built, _status(f"Generating {count} image(s) with {spec}...", sys.stderr):

@@ -41,7 +41,6 @@ __all__ = [
     "KeyValue",
     "UserError",
     "build_model",
-    "model_spec",
     "parse_value",
     "set_debug",
 ]
@@ -148,11 +147,6 @@ def build_model(
         built.set_runtime_parameters({"generation_kwargs": dict(generation_kwargs)})
     _remember_secrets(built)
     return built
-
-
-def model_spec(model: ImageGenerationModel) -> str:
-    """The canonical `backend:model-id` of a model, however it was named."""
-    return f"{type(model).backend_name}:{model.model_name}"
 
 
 def _remember_secrets(model: ImageGenerationModel) -> None:

@@ -10,57 +10,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
-from imgen.errors import GenerationError, ImgenError
+from imgen.errors import GenerationError
+from imgen.outputs import Output, check_output, failure_record, merge_outputs
 from imgen.retry import RetryPolicy
 
-__all__ = ["check_output", "merge_outputs", "run_batch"]
+__all__ = ["run_batch"]
 
-Output = list[dict[str, Any]]
 # call(prompt, n, index): one attempt at n images; index is the first image's position among
 # the prompt's num_generations (0 unless the batch fans out).
 Call = Callable[[str, int, int], Awaitable[Any]]
-
-
-def check_output(output: Any, num_generations: int) -> Output:
-    """Hold one input's output to the contract: `[{"images": [n base64 strings], ...}]`.
-
-    A bare dict is accepted and wrapped, since some older backends return one.
-
-    Raises:
-        ImgenError: The backend broke the contract.
-    """
-    if isinstance(output, dict):
-        output = [output]
-    if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict)):
-        raise ImgenError(f"Backend returned {type(output).__name__}, not a list with one dict.")
-    images = output[0].get("images")
-    if not isinstance(images, list) or len(images) != num_generations:
-        count = len(images) if isinstance(images, list) else "no"
-        raise ImgenError(
-            f"Backend returned {count} images where num_generations={num_generations}."
-        )
-    return output
-
-
-def merge_outputs(parts: Sequence[Output]) -> Output:
-    """Merge single-generation outputs into one dict: lists concatenate, equal values stay."""
-    merged: dict[str, Any] = {}
-    keys = dict.fromkeys(key for part in parts for key in part[0])
-    for key in keys:
-        values = [part[0].get(key) for part in parts]
-        lists = [v for v in values if isinstance(v, list)]
-        if len(lists) == len(values):
-            merged[key] = [item for v in lists for item in v]
-        elif all(v == values[0] for v in values):
-            merged[key] = values[0]
-        else:
-            merged[key] = values
-    return [merged]
-
-
-def failure_record(exc: BaseException) -> Output:
-    """The placeholder output of a failed input under `on_error="record"`."""
-    return [{"images": [], "error": f"{type(exc).__name__}: {exc}"}]
 
 
 async def run_batch(

@@ -9,6 +9,7 @@ clients a backend creates stay on one loop for the model's whole life.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -75,8 +76,21 @@ class BackgroundLoop:
             self._loop = self._thread = None
         if loop is None or loop.is_closed():
             return
+        if loop.is_running() and thread is not threading.current_thread():
+            # Work still in flight (after Ctrl-C, say) is cancelled and awaited, so no task is
+            # destroyed while pending.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(timeout=5)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         if not loop.is_running():
             loop.close()
+
+
+async def _cancel_pending() -> None:
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

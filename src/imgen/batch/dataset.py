@@ -37,8 +37,9 @@ from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest
 from imgen.errors import InvalidInputError
 from imgen.images import write_image
+from imgen.outputs import image_metadata
 
-__all__ = ["RESERVED_COLUMNS", "DoneImages", "ImageFolder", "split_output"]
+__all__ = ["RESERVED_COLUMNS", "DoneImages", "ImageFolder"]
 
 IMAGES = "images"
 METADATA = "metadata.jsonl"
@@ -50,31 +51,6 @@ FIXED_COLUMNS = ("file_name", "prompt", "model", "row", "generation")
 RESERVED_COLUMNS = frozenset({*FIXED_COLUMNS, "image"})
 
 logger = logging.getLogger("imgen.batch")
-
-
-def _singular(key: str) -> str:
-    return key[:-1] if key.endswith("s") and not key.endswith("ss") else key
-
-
-def split_output(output: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The metadata of each image of one output (`{"images": [...], ...}`).
-
-    A list with an entry per image is split across the images under a singular name ("seeds"
-    -> "seed", "revised_prompts" -> "revised_prompt"); any other value is shared as is.
-    """
-    count = len(output["images"])
-    shared: dict[str, Any] = {}
-    aligned: dict[str, list[Any]] = {}
-    for key, value in output.items():
-        if key == "images":
-            continue
-        if isinstance(value, list) and len(value) == count:
-            aligned[_singular(key)] = value
-        else:
-            shared[key] = value
-    return [
-        {**shared, **{name: values[k] for name, values in aligned.items()}} for k in range(count)
-    ]
 
 
 @dataclass
@@ -209,7 +185,7 @@ class ImageFolder:
             raise InvalidInputError(
                 f"The backend returned {found} images for row {row.row}, not {expected}."
             )
-        per_image = split_output(output)
+        per_image = image_metadata(output)
         records = []
         for k in generations:
             # Not fsynced one by one: `append_metadata` makes a whole group durable at once.

@@ -15,14 +15,9 @@ from imgen.base import ImageGenerationModel
 from imgen.batch.files import write_atomically
 from imgen.errors import InvalidInputError
 
-__all__ = ["JobManifest", "model_spec"]
+__all__ = ["JobManifest"]
 
 FORMAT = "imgen-batch/1"
-
-
-def model_spec(model: ImageGenerationModel) -> str:
-    """The canonical `backend:model-id` of a model, however it was named."""
-    return f"{type(model).backend_name}:{model.model_name}"
 
 
 def _plain(value: Any) -> Any:
@@ -61,7 +56,7 @@ class JobManifest:
     ) -> JobManifest:
         """The manifest of a job about to run."""
         return cls(
-            model=model_spec(model),
+            model=model.spec,
             model_config=_plain(model.dump()),
             num_generations=num_generations,
             generation_kwargs=_plain(generation_kwargs),
