@@ -30,6 +30,7 @@ import imgen
 from imgen.cli_options import (
     FIELDS_OPTION,
     GENERATION_KWARGS_OPTION,
+    NUM_GENERATIONS_OPTION,
     ImgenGroup,
     UserError,
     build_model,
@@ -359,14 +360,7 @@ def _status(message: str, stream: TextIO) -> Iterator[None]:
 @main.command()
 @click.argument("model")
 @click.argument("prompts", metavar="PROMPT...", nargs=-1, required=True, callback=_nonblank_prompts)
-@click.option(
-    "-n",
-    "--num-generations",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Images per prompt.",
-)
+@NUM_GENERATIONS_OPTION
 @click.option(
     "-o",
     "--output-dir",

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FIELDS_OPTION",
     "GENERATION_KWARGS_OPTION",
+    "NUM_GENERATIONS_OPTION",
     "ImgenGroup",
     "KeyValue",
     "UserError",
@@ -88,6 +89,16 @@ class KeyValue(click.ParamType):  # type: ignore[type-arg]  # generic since clic
             raise UserError(f"{option} expects {metavar}, got {value!r}.")
         return key.strip(), parse_value(raw)
 
+
+NUM_GENERATIONS_OPTION = click.option(
+    "-n",
+    "--num-generations",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Images per prompt.",
+)
+"""The `-n N` option: images per prompt."""
 
 GENERATION_KWARGS_OPTION = click.option(
     "-p",

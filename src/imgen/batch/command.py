@@ -11,7 +11,12 @@ import click
 from imgen.batch.engines import ENGINE_NAMES
 from imgen.batch.job import run_batch
 from imgen.batch.summary import BatchInterrupted, BatchSummary
-from imgen.cli_options import FIELDS_OPTION, GENERATION_KWARGS_OPTION, build_model
+from imgen.cli_options import (
+    FIELDS_OPTION,
+    GENERATION_KWARGS_OPTION,
+    NUM_GENERATIONS_OPTION,
+    build_model,
+)
 
 __all__ = ["batch"]
 
@@ -34,14 +39,7 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
     metavar="DIR",
     help="The dataset's folder: images/, metadata.jsonl, errors.jsonl, job.json.",
 )
-@click.option(
-    "-n",
-    "--num-generations",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Images per prompt.",
-)
+@NUM_GENERATIONS_OPTION
 @GENERATION_KWARGS_OPTION
 @FIELDS_OPTION
 @click.option(
