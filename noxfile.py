@@ -44,7 +44,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) on the core and the plugins' sources."""
-    install_project(session)
+    install_project(session, "ray")
     session.install("mypy", "types-PyYAML", "pytest")
     session.run("mypy", "src", *(f"{plugin}/src" for plugin in PLUGINS))
 
