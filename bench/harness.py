@@ -32,16 +32,6 @@ class Row:
     kind: str = "time"
 
 
-def median_process_seconds(argv: Sequence[str], runs: int = 10) -> float:
-    """Median wall time of `runs` fresh processes of `argv`."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def side_by_side(
     subject: Callable[[], float], baseline: Callable[[], float], rounds: int
 ) -> tuple[float, float]:
