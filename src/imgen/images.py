@@ -24,6 +24,7 @@ __all__ = [
     "detect_format",
     "encode_bytes",
     "encode_image",
+    "write_atomically",
     "write_image",
 ]
 
@@ -77,17 +78,42 @@ def decode_image(b64: str) -> Image:
     return img
 
 
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data` in one step: after a crash it holds the old bytes or the new.
+
+    The bytes go to a temporary file beside it (`.<name>.<random>.tmp`), which is renamed into
+    place.
+
+    Args:
+        path: The file to write.
+        data: Its new content.
+        durable: fsync the bytes before the rename. Pass False when the caller makes many
+            files durable at once (`imgen.batch` does, once per group of images).
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # O_EXCL claims a fresh name; mode 0o666 lets the umask decide, as for any new file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_image(b64: str, path: str | os.PathLike[str], *, durable: bool = True) -> Path:
     """Write a base64 image atomically to `path`; without a suffix, one is taken from the bytes.
 
-    The bytes go to a temporary file in the same folder first and are then renamed into place,
-    so a crash never leaves a torn image behind.
+    See `write_atomically`: a crash never leaves a torn image behind.
 
     Args:
         b64: The image, base64-encoded.
         path: Where to write it.
-        durable: fsync the bytes before the rename. Pass False when the caller makes many
-            files durable at once (`imgen.batch` does, once per group of images).
+        durable: fsync the bytes before the rename (see `write_atomically`).
 
     Returns:
         The path written.
@@ -97,17 +123,5 @@ def write_image(b64: str, path: str | os.PathLike[str], *, durable: bool = True)
     if not target.suffix:
         target = target.with_suffix("." + EXTENSIONS.get(detect_format(data) or "", "bin"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # O_EXCL claims a fresh name; mode 0o666 lets the umask decide, as for any new file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(target, data, durable=durable)
     return target

@@ -31,12 +31,11 @@ from imgen.batch.files import (
     is_temporary,
     lock_exclusively,
     make_durable,
-    write_atomically,
 )
 from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest
 from imgen.errors import InvalidInputError
-from imgen.images import write_image
+from imgen.images import write_atomically, write_image
 from imgen.outputs import image_metadata
 
 __all__ = ["RESERVED_COLUMNS", "DoneImages", "ImageFolder"]

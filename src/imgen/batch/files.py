@@ -1,32 +1,18 @@
-"""Durable file writes: whole files replaced atomically, lines appended and fsynced, and
-groups of files made durable at once."""
+"""Durable file writes: lines appended and fsynced, groups of files made durable at once.
+
+Whole files are replaced with `imgen.images.write_atomically`."""
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, BinaryIO
 
-__all__ = ["append_durably", "is_temporary", "lock_exclusively", "make_durable", "write_atomically"]
+__all__ = ["append_durably", "is_temporary", "lock_exclusively", "make_durable"]
 
 _TEMPORARY_SUFFIX = ".tmp"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step: a crash leaves the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def append_durably(handle: BinaryIO, data: bytes) -> None:
@@ -82,5 +68,5 @@ def lock_exclusively(path: Path) -> IO[bytes]:
 
 
 def is_temporary(name: str) -> bool:
-    """Whether a file name is a leftover of `write_atomically` or `imgen.images.write_image`."""
+    """Whether a file name is a leftover of `imgen.images.write_atomically` (a torn write)."""
     return name.startswith(".") and name.endswith(_TEMPORARY_SUFFIX)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from imgen.base import ImageGenerationModel
-from imgen.batch.files import write_atomically
 from imgen.errors import InvalidInputError
+from imgen.images import write_atomically
 
 __all__ = ["JobManifest"]
 
