@@ -190,7 +190,9 @@ def test_the_kit_fails_a_backend_that_redefines_imgens_private_names(
     result.stdout.fnmatch_lines(["*ReusesImgensNames._logger, ReusesImgensNames._run_batch*"])
 
 
-@pytest.mark.parametrize(("sdk_retries", "sent"), [(0, None), (2, "4 requests for 3 attempts")])
+@pytest.mark.parametrize(
+    ("sdk_retries", "sent"), [(0, None), (2, "4 requests where the engine allows 3 attempts")]
+)
 def test_requests_are_counted_at_the_local_server(
     pytester: pytest.Pytester, sdk_retries: int, sent: str | None
 ) -> None:

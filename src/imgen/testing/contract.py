@@ -345,7 +345,7 @@ class BackendContract:
                 return await real(*args, **kwargs)
 
         _wrap_agenerate(monkeypatch, model, around)
-        prompts = [f"{self.prompts[i % len(self.prompts)]} ({i})" for i in range(3 * limit)]
+        prompts = _distinct_prompts(self, 3 * limit)
         with _temporarily(model, max_concurrency=limit):
             model.generate_outputs(prompts, self.num_generations, **self.generation_kwargs)
         assert 1 <= counter.peak <= limit, (
@@ -406,9 +406,9 @@ class BackendContract:
             local_server.clear_script()
         sent = len(local_server.requests) - before
         assert sent <= 3, (
-            f"{sent} requests for 3 attempts: the SDK or the backend retries on its own. Turn "
-            "its retries off (e.g. max_retries=0 on the client): the engine is the one retry "
-            "policy, so max_retries means what it says."
+            f"{sent} requests where the engine allows 3 attempts: the SDK or the backend "
+            "retries on its own. Turn its retries off (e.g. max_retries=0 on the client): the "
+            "engine is the one retry policy, so max_retries means what it says."
         )
         assert sent == 3, (
             f"{sent} requests where 3 were expected: a 503 was not retried. is_retryable must "
@@ -435,7 +435,7 @@ class BackendContract:
                 return result
 
         _wrap_agenerate(monkeypatch, model, around)
-        prompts = [f"{self.prompts[i % len(self.prompts)]} ({i})" for i in range(8)]
+        prompts = _distinct_prompts(self, 8)
         if local_server is not None:  # hold the requests, so they are in flight when cancelled
             local_server.script(*[Delay(5.0)] * (len(prompts) * self.num_generations))
 
@@ -468,12 +468,14 @@ class BackendContract:
 # Module functions, not methods: a contract subclass may name its own helpers as it likes.
 
 
-def _generate(
-    contract: BackendContract, model: ImageGenerationModel
-) -> list[list[dict[str, Any]]]:
+def _generate(contract: BackendContract, model: ImageGenerationModel) -> list[list[dict[str, Any]]]:
     return model.generate_outputs(
         contract.prompts, num_generations=contract.num_generations, **contract.generation_kwargs
     )
+
+
+def _distinct_prompts(contract: BackendContract, count: int) -> list[str]:
+    return [f"{contract.prompts[i % len(contract.prompts)]} ({i})" for i in range(count)]
 
 
 _Agenerate = Callable[..., Awaitable[Any]]
