@@ -165,6 +165,23 @@ def test_backends_shows_broken_plugins_and_conflicts(plugin_site: None) -> None:
     assert all("conflict:" in line and "imgen-dup-a and imgen-dup-b" in line for line in conflicts)
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("info", "broken"), "Plugin imgen-broken 1.2.3 failed to load: ModuleNotFoundError"),
+        (("generate", "broken:x", "a fox"), "Plugin imgen-broken 1.2.3 failed to load"),
+        (("info", "dup"), "Backend name 'dup' is claimed by more than one plugin"),
+        (("generate", "dup:x", "a fox"), "imgen-dup-a and imgen-dup-b"),
+        (("batch", "dup:x", "-", "-o", "out"), "imgen-dup-a and imgen-dup-b"),
+    ],
+)
+def test_a_broken_or_conflicting_backend_exits_with_code_3(
+    plugin_site: None, args: tuple[str, ...], says: str
+) -> None:
+    result = CliRunner().invoke(main, list(args), input="a fox\n")
+    assert_one_line_error(result, 3, says)
+
+
 def test_backends_json_reports_every_backend_info(plugin_site: None) -> None:
     result = invoke("backends", "--json")
     assert result.exit_code == 0
@@ -207,6 +224,26 @@ def test_info_names_the_env_var_of_a_secret_never_its_value(
     field = next(f for f in json.loads(as_json)["fields"] if f["name"] == "api_key")
     assert field["env_var"] == KEY_VAR and "default" not in field
     assert SECRET not in text + as_json
+
+
+def test_info_shows_the_default_of_an_env_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Regional(FakeImageGeneration):
+        backend_name: ClassVar[str] = "cli-test-regional"
+        region: RuntimeParameter[str] = env_field(
+            "CLI_TEST_REGION", description="Where requests go.", default="eu-west"
+        )
+
+    monkeypatch.setenv("CLI_TEST_REGION", "us-east")  # never shown: info reads no env value
+    imgen.register_backend(Regional)
+    try:
+        text = invoke("info", "cli-test-regional").stdout
+        described = json.loads(invoke("info", "cli-test-regional", "--json").stdout)
+    finally:
+        imgen.unregister_backend("cli-test-regional")
+    assert "  region: str | None  (from $CLI_TEST_REGION, else 'eu-west')\n" in text
+    assert "us-east" not in text
+    field = next(f for f in described["fields"] if f["name"] == "region")
+    assert (field["env_var"], field["default"]) == ("CLI_TEST_REGION", "eu-west")
 
 
 def test_info_describes_a_backend_that_requires_fields(in_test_backends: None) -> None:

@@ -14,9 +14,11 @@ Conventions, for anyone writing docs:
   `<!-- skip: needs OPENAI_API_KEY -->`. The comment does not render. The reason is required,
   skips are counted (see `MAX_SKIPPED`), and wherever possible the same page shows the same
   thing running against local resources (the `fake` backend, a `LocalServer`, a tiny model).
-- A `--8<-- "path"` line (pymdownx.snippets) is replaced by that file, its path relative to
-  the repository root, exactly as the site build does. The tutorial shows the real files of
-  `docs/examples/imgen-echo` this way.
+- Code is written out in full, so that a page reads right where Markdown is shown raw (on a
+  forge, in an sdist): no `--8<--` include lines. A block that shows a file of the repository
+  is preceded by `<!-- example: path/from/the/repository/root -->`, and must equal that file;
+  the tutorial shows every file of `docs/examples/imgen-echo` this way. After changing such a
+  file, `python tests/test_docs.py --sync-examples` copies it into the pages.
 - Top-level `await` is allowed, as in a notebook cell: such a block runs under `asyncio.run`.
 - A page whose code uses the Ray engine is marked `ray` (Ray takes seconds to start), like the
   other Ray tests, so `pytest -m "not ray"` leaves it out.
@@ -29,7 +31,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
-import linecache
 import os
 import re
 import shlex
@@ -54,9 +55,8 @@ MAX_SKIPPED = 8
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
 _SKIP = re.compile(r"^\s*<!--\s*skip:(?P<reason>.*?)-->\s*$")
-_SNIPPET = re.compile(
-    r"""^(?P<indent>[ \t]*)-{1,}8<-{1,}[ \t]+(?P<quote>["'])(?P<path>[^"']+)(?P=quote)\s*$"""
-)
+_EXAMPLE = re.compile(r"^\s*<!--\s*example:\s*(?P<path>\S+)\s*-->\s*$")
+_SNIPPET = re.compile(r"^\s*-+8<-+\s")
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,10 @@ class CodeBlock:
         page: The page as shown in messages: relative to the repository root.
         line: The 1-based line of the first line of code in the page.
         language: The first word of the fence's info string, lower-cased.
-        code: The block's code, dedented to the fence and with snippets expanded.
+        code: The block's code, dedented to the fence.
         skip_reason: Why the block is not run, from a `<!-- skip: ... -->` comment; else None.
-        has_snippets: Whether `--8<--` lines were expanded (line numbers then no longer match).
+        example: The repository file the block shows, from an `<!-- example: ... -->` comment.
+        end: The 1-based line of the closing fence.
     """
 
     path: Path
@@ -79,7 +80,8 @@ class CodeBlock:
     language: str
     code: str
     skip_reason: str | None
-    has_snippets: bool
+    example: str | None
+    end: int
 
     @property
     def runnable(self) -> bool:
@@ -97,22 +99,8 @@ def documentation_pages() -> list[Path]:
     return [readme, *pages] if readme.exists() else pages
 
 
-def _expand_snippets(lines: list[str], root: Path) -> tuple[list[str], bool]:
-    expanded: list[str] = []
-    found = False
-    for line in lines:
-        match = _SNIPPET.match(line)
-        if match is None:
-            expanded.append(line)
-            continue
-        found = True
-        included = (root / match["path"]).read_text(encoding="utf-8").splitlines()
-        expanded.extend(match["indent"] + text if text else text for text in included)
-    return expanded, found
-
-
 def code_blocks(page: Path, root: Path = ROOT) -> Iterator[CodeBlock]:
-    """Every fenced code block of `page`, in order; snippet paths are relative to `root`."""
+    """Every fenced code block of `page`, in order; `page` is shown relative to `root`."""
     lines = page.read_text(encoding="utf-8").splitlines()
     relative = page.relative_to(root).as_posix()
     index = 0
@@ -124,6 +112,7 @@ def code_blocks(page: Path, root: Path = ROOT) -> Iterator[CodeBlock]:
         indent, fence = opening["indent"], opening["fence"]
         info = opening["info"].strip()
         skip = _SKIP.match(lines[index - 1]) if index > 0 else None
+        example = _EXAMPLE.match(lines[index - 1]) if index > 0 else None
         body: list[str] = []
         end = index + 1
         while end < len(lines):
@@ -132,7 +121,6 @@ def code_blocks(page: Path, root: Path = ROOT) -> Iterator[CodeBlock]:
                 break
             body.append(lines[end][len(indent) :] if lines[end].startswith(indent) else "")
             end += 1
-        body, has_snippets = _expand_snippets(body, root)
         yield CodeBlock(
             path=page,
             page=relative,
@@ -140,7 +128,8 @@ def code_blocks(page: Path, root: Path = ROOT) -> Iterator[CodeBlock]:
             language=(info.split() or [""])[0].split("{")[0].lower(),
             code="\n".join(body) + "\n",
             skip_reason=skip["reason"].strip() if skip else None,
-            has_snippets=has_snippets,
+            example=example["path"] if example else None,
+            end=end + 1,
         )
         index = end + 1
 
@@ -158,16 +147,10 @@ def _page_params() -> list[Any]:
 
 
 def _compile(block: CodeBlock) -> types.CodeType:
-    if block.has_snippets:
-        filename = f"<{block.where} (with snippets)>"
-        source = block.code
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    else:
-        # Blank lines in front make traceback line numbers those of the Markdown page.
-        filename = str(block.path)
-        source = "\n" * (block.line - 1) + block.code
+    # Blank lines in front make traceback line numbers those of the Markdown page.
+    source = "\n" * (block.line - 1) + block.code
     code: types.CodeType = compile(
-        source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+        source, str(block.path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
     )
     return code
 
@@ -250,14 +233,13 @@ def test_collector_finds_the_tutorial_code() -> None:
     assert any(block.language == "toml" and "imgen.plugins" in block.code for block in blocks)
 
 
-def test_collector_reports_skips_snippets_await_and_failing_lines(tmp_path: Path) -> None:
-    (tmp_path / "part.py").write_text("value = 1\n")
+def test_collector_reports_skips_examples_await_and_failing_lines(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "# A page\n"
-        "\n"
+        "<!-- example: part.py -->\n"
         "```python\n"
-        '--8<-- "part.py"\n'
+        "value = 1\n"
         "```\n"
         "<!-- skip: needs a real key -->\n"
         "```python\n"
@@ -276,11 +258,11 @@ def test_collector_reports_skips_snippets_await_and_failing_lines(tmp_path: Path
         "```\n"
     )
     blocks = list(code_blocks(page, root=tmp_path))
-    assert [(b.line, b.skip_reason, b.has_snippets) for b in blocks] == [
-        (4, None, True),
-        (8, "needs a real key", False),
-        (13, None, False),
-        (19, None, False),
+    assert [(b.line, b.skip_reason, b.example) for b in blocks] == [
+        (4, None, "part.py"),
+        (8, "needs a real key", None),
+        (13, None, None),
+        (19, None, None),
     ]
     namespace: dict[str, object] = {}
     for block in blocks[:3]:
@@ -340,3 +322,82 @@ def test_shell_examples_use_real_commands_and_options() -> None:
                     if words and words[0] == "imgen":
                         problems += [f"{block.where}: {p}" for p in _unknown_cli_options(words[1:])]
     assert not problems, problems
+
+
+# -- pages that show repository files ---------------------------------------------------------
+
+EXAMPLE_PACKAGE = DOCS / "examples" / "imgen-echo"
+TUTORIAL = DOCS / "writing-a-backend.md"
+
+
+def _example_files() -> list[str]:
+    """The example package's files, relative to the repository root (build output left out)."""
+    return sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in EXAMPLE_PACKAGE.rglob("*")
+        if path.is_file()
+        and path.name != "py.typed"
+        and not any(part == "__pycache__" or part.endswith(".egg-info") for part in path.parts)
+    )
+
+
+def test_no_page_includes_files_by_snippet_lines() -> None:
+    # An include line shows as itself wherever Markdown is read raw: write the code out.
+    found = [
+        f"{page.relative_to(ROOT)}:{number}"
+        for page in documentation_pages()
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+        if _SNIPPET.match(line)
+    ]
+    assert not found, found
+
+
+def test_blocks_marked_as_examples_equal_their_files() -> None:
+    stale = [
+        f"{block.where} differs from {block.example}"
+        for page in documentation_pages()
+        for block in code_blocks(page)
+        if block.example and block.code != (ROOT / block.example).read_text(encoding="utf-8")
+    ]
+    assert not stale, f"{stale}: run `python tests/test_docs.py --sync-examples`"
+
+
+def test_the_tutorial_shows_every_file_of_the_example_package() -> None:
+    shown = [block.example for block in code_blocks(TUTORIAL) if block.example]
+    assert sorted(shown) == _example_files()
+
+
+def test_sync_examples_copies_the_files_into_their_blocks(tmp_path: Path) -> None:
+    (tmp_path / "one.py").write_text("first = 1\nsecond = 2\n")
+    (tmp_path / "two.toml").write_text("[x]\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "Intro\n<!-- example: one.py -->\n```python\nold = 0\n```\n\nMiddle\n"
+        "<!-- example: two.toml -->\n```toml\n```\nEnd\n"
+    )
+    assert sync_examples(page, tmp_path)
+    assert page.read_text() == (
+        "Intro\n<!-- example: one.py -->\n```python\nfirst = 1\nsecond = 2\n```\n\nMiddle\n"
+        "<!-- example: two.toml -->\n```toml\n[x]\n```\nEnd\n"
+    )
+    assert not sync_examples(page, tmp_path)
+
+
+def sync_examples(page: Path, root: Path = ROOT) -> bool:
+    """Copy each marked file into its block on `page`; return whether the page changed."""
+    lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
+    for block in reversed(list(code_blocks(page, root))):
+        if block.example:
+            text = (root / block.example).read_text(encoding="utf-8")
+            lines[block.line - 1 : block.end - 1] = text.splitlines(keepends=True)
+    synced = "".join(lines)
+    changed = synced != page.read_text(encoding="utf-8")
+    if changed:
+        page.write_text(synced, encoding="utf-8")
+    return changed
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--sync-examples"]:
+    for page in documentation_pages():
+        if sync_examples(page):
+            print(f"updated {page.relative_to(ROOT)}")

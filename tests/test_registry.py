@@ -176,13 +176,38 @@ def test_two_distributions_claiming_one_name_conflict(site: Site) -> None:
     with pytest.raises(BackendConflictError) as caught:
         registry.get_backend("shared")
     assert caught.value.claimants == ["imgen-alpha", "imgen-beta"]
-    assert "imgen-alpha and imgen-beta" in str(caught.value)
-    with pytest.raises(BackendConflictError, match="imgen-alpha and imgen-gamma"):
+    assert caught.value.kind == "backend name"
+    assert str(caught.value).startswith(
+        "Backend name 'shared' is claimed by more than one plugin: imgen-alpha and imgen-beta."
+    )
+    with pytest.raises(BackendConflictError) as alias_clash:
         registry.get_model("alias-a")
+    assert alias_clash.value.kind == "alias"
+    assert str(alias_clash.value).startswith(
+        "Alias 'alias-a' is claimed by more than one plugin: imgen-alpha (alias for shared:a) "
+        "and imgen-gamma (alias for gamma:g). Name the model by its full spec"
+    )
+    assert "Backend name" not in str(alias_clash.value)
     assert registry.get_model("alias-b").model == "b"
     assert registry.get_model("gamma:x").model == "x"
     statuses = [i.status for i in registry.list_backends() if i.name == "shared"]
     assert statuses == ["conflict", "conflict"]
+
+
+def test_a_backend_name_that_is_another_plugins_alias_is_a_conflict_saying_so(site: Site) -> None:
+    site.good("imgen-sketch", "sketch")
+    site.good("imgen-paint", "paint", {"sketch": "sketch-v1"})
+    registry = site.registry()
+    with pytest.raises(BackendConflictError) as caught:
+        registry.get_model("sketch")
+    assert caught.value.kind == "backend name and alias"
+    assert str(caught.value).startswith(
+        "Name 'sketch' is claimed by more than one plugin, as a backend name and as an alias: "
+        "imgen-sketch (backend name) and imgen-paint (alias for paint:sketch-v1)."
+    )
+    listed = next(i for i in registry.list_backends() if i.name == "sketch")
+    assert listed.status == "conflict" and listed.error == str(caught.value)
+    assert registry.get_model("paint:x").model == "x"
 
 
 def test_the_same_distribution_twice_on_the_path_is_no_conflict(
@@ -256,6 +281,12 @@ def test_in_process_registration_and_its_undo(site: Site) -> None:
     assert registry.get_model("nb").model == "nb-model"
     with pytest.raises(BackendConflictError, match="<in-process> and imgen-taken"):
         registry.register_backend(Notebook, name="taken")
+    with pytest.raises(BackendConflictError) as twice:
+        registry.register_backend(Notebook, name="nb2", aliases={"nb": "m"})
+    assert (
+        "Alias 'nb' is claimed by more than one plugin: <in-process> (alias for nb2:m) and "
+        "<in-process> (alias for notebook:nb-model)." in str(twice.value)
+    )
     registry.unregister_backend("notebook")
     with pytest.raises(UnknownBackendError):
         registry.get_backend("nb")

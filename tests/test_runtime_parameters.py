@@ -11,6 +11,8 @@ from core_backends import ProbeModel
 from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import InvalidInputError
+from imgen.runtime_parameters import env_default_of
+from imgen.testing import FakeImageGeneration
 
 
 class Documented(AsyncImageGenerationModel):
@@ -155,6 +157,24 @@ def test_env_field_reads_the_environment_at_construction(
     assert Documented().token == SecretStr("from-env")
     monkeypatch.delenv("DOCUMENTED_TOKEN")
     assert Documented().token is None
+
+
+class WithRegion(FakeImageGeneration):
+    region: RuntimeParameter[str] = env_field(
+        "WITH_REGION_REGION", description="Where requests go.", default="eu-west"
+    )
+
+
+def test_env_field_falls_back_to_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WITH_REGION_REGION", raising=False)
+    assert WithRegion().region == "eu-west"
+    monkeypatch.setenv("WITH_REGION_REGION", "")  # empty counts as unset
+    assert WithRegion().region == "eu-west"
+    monkeypatch.setenv("WITH_REGION_REGION", "us-east")
+    assert WithRegion().region == "us-east"
+    assert WithRegion(region="ap-south").region == "ap-south"
+    assert env_default_of(WithRegion.model_fields["region"]) == "eu-west"
+    assert env_default_of(Documented.model_fields["token"]) is None
 
 
 def test_probe_generation_kwargs_info() -> None:

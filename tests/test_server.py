@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -109,10 +110,25 @@ def test_chunked_request_body_is_reassembled(server: LocalServer) -> None:
 def test_unknown_route_is_a_404_json_error(server: LocalServer) -> None:
     server.route("GET", "/known", ok)
 
-    status, body = fetch(server, "POST", "/known")
+    status, body = fetch(server, "POST", "/unknown")
 
     assert status == 404
-    assert json.loads(body) == {"error": {"message": "no route for POST /known"}}
+    assert json.loads(body) == {"error": {"message": "no route for POST /unknown"}}
+    assert [request.method for request in server.requests_to("/unknown")] == ["POST"]
+
+
+def test_a_known_path_with_another_method_is_a_405_naming_the_allowed_ones(
+    server: LocalServer,
+) -> None:
+    server.route("GET", "/known", ok)
+    server.route("DELETE", "/known/{id}", ok)
+    server.route("PUT", "/{any:path}", ok)
+
+    response = httpx2.post(f"{server.url}/known")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PUT"
+    assert response.json() == {"error": {"message": "POST is not allowed for /known"}}
     assert [request.method for request in server.requests_to("/known")] == ["POST"]
 
 
@@ -330,3 +346,135 @@ def test_lifecycle_errors() -> None:
         with pytest.raises(RuntimeError, match="already started"):
             server.start()
     server.stop()  # Stopping twice is harmless.
+
+
+# -- routing by method and path pattern ----------------------------------------------------
+
+
+def echo_params(request: RecordedRequest) -> Reply:
+    return Reply.json({"params": request.path_params, "path": request.path})
+
+
+def test_placeholders_capture_decoded_segments(server: LocalServer) -> None:
+    server.route("POST", "/prompt/{prompt}", echo_params)
+    server.route("POST", "/models/{model}:predict", echo_params)
+
+    fox = httpx2.post(f"{server.url}/prompt/a%20red%20fox%2C%20100%25")
+    slash = httpx2.post(f"{server.url}/prompt/either%2For")
+    model = httpx2.post(f"{server.url}/models/imagen-3.0:predict")
+    nested = httpx2.post(f"{server.url}/prompt/two/segments")
+
+    assert fox.json() == {
+        "params": {"prompt": "a red fox, 100%"},
+        "path": "/prompt/a red fox, 100%",
+    }
+    assert slash.json()["params"] == {"prompt": "either/or"}  # %2F stays inside the segment
+    assert model.json()["params"] == {"model": "imagen-3.0"}
+    assert nested.status_code == 404
+    recorded = server.requests_to("/prompt/{prompt}")
+    assert [(r.path, r.raw_path) for r in recorded] == [
+        ("/prompt/a red fox, 100%", "/prompt/a%20red%20fox%2C%20100%25"),
+        ("/prompt/either/or", "/prompt/either%2For"),
+    ]
+    assert recorded[1].path_params == {"prompt": "either/or"}
+    assert server.requests_to("/prompt/a red fox, 100%") == [recorded[0]]
+
+
+def test_a_path_placeholder_makes_a_prefix_route(server: LocalServer) -> None:
+    server.route("GET", "/files/{rest:path}", echo_params)
+
+    deep = httpx2.get(f"{server.url}/files/a/b%20c.png?size=2")
+    empty = httpx2.get(f"{server.url}/files/")
+    bare = httpx2.get(f"{server.url}/files")
+    longer_name = httpx2.get(f"{server.url}/filesystem/x")
+
+    assert deep.json()["params"] == {"rest": "a/b c.png"}
+    assert empty.json()["params"] == {"rest": ""}
+    assert (bare.status_code, longer_name.status_code) == (404, 404)
+
+
+def test_an_exact_route_beats_patterns_and_patterns_go_in_registration_order(
+    server: LocalServer,
+) -> None:
+    server.route("GET", "/items/{rest:path}", lambda request: Reply.json("prefix"))
+    server.route("GET", "/items/{item}", lambda request: Reply.json("one item"))
+    server.route("GET", "/items/special", lambda request: Reply.json("exact"))
+
+    assert httpx2.get(f"{server.url}/items/special").json() == "exact"
+    assert httpx2.get(f"{server.url}/items/other").json() == "prefix"
+    # Registering a pattern again replaces its handler in place.
+    server.route("GET", "/items/{rest:path}", lambda request: Reply.json("new prefix"))
+    assert httpx2.get(f"{server.url}/items/other").json() == "new prefix"
+
+
+def test_scripts_can_target_a_pattern(server: LocalServer) -> None:
+    server.route("GET", "/jobs/{job}", ok)
+    server.route("GET", "/health", ok)
+    server.script(Reply(status=503), path="/jobs/{job}")
+
+    assert httpx2.get(f"{server.url}/health").status_code == 200
+    assert httpx2.get(f"{server.url}/jobs/7").status_code == 503
+    assert httpx2.get(f"{server.url}/jobs/7").status_code == 200
+
+
+def test_clear_script_drops_the_steps_not_consumed(server: LocalServer) -> None:
+    server.route("GET", "/health", ok)
+    server.script(Reply(status=503), Reply(status=502))
+    server.script(Reply(status=500), path="/health")
+
+    assert httpx2.get(f"{server.url}/health").status_code == 500
+    assert server.clear_script() == 2
+    assert httpx2.get(f"{server.url}/health").status_code == 200
+    assert server.clear_script() == 0
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("no-slash", "must start with '/'"),
+        ("/a/{x}/{x}", "uses the placeholder {x} twice"),
+        ("/{rest:path}/more", "{rest:path} can only be the last segment"),
+        ("/{n:int}", "{n:int} has an unknown kind 'int'"),
+    ],
+)
+def test_malformed_patterns_are_refused(server: LocalServer, pattern: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        server.route("GET", pattern, ok)
+
+
+class AuthorServer(LocalServer):
+    """A subclass written without knowing the server's internals, as backend authors do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._routes = "mine"
+        self._lock = None
+        self._state = {}
+        self._requests = []
+
+    def _answer(self, request: RecordedRequest) -> Reply:
+        return Reply.json({"clobbered": True})
+
+    def _dispatch(self) -> None:
+        raise AssertionError("never called by the server")
+
+    def _next_step(self, path: str) -> None:
+        raise AssertionError("never called by the server")
+
+
+def test_subclasses_cannot_clobber_the_servers_internals() -> None:
+    with AuthorServer() as server:
+        server.route("GET", "/known", ok)
+        assert httpx2.get(f"{server.url}/known").json() == {"ok": True}
+        assert httpx2.get(f"{server.url}/unknown").status_code == 404
+        assert len(server.requests) == 2
+    # Nothing private that a subclass could replace by accident: only dunders and one mangled
+    # attribute.
+    private = [
+        name
+        for name in [*vars(LocalServer), *vars(LocalServer())]
+        if name.startswith("_")
+        and not name.startswith("__")
+        and not name.startswith("_LocalServer__")
+    ]
+    assert private == []

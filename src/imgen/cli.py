@@ -40,7 +40,12 @@ from imgen.docstrings import parse_google_docstring
 from imgen.errors import GenerationError
 from imgen.outputs import image_metadata
 from imgen.registry import IN_PROCESS
-from imgen.runtime_parameters import env_var_of, is_runtime_parameter, is_secret_field
+from imgen.runtime_parameters import (
+    env_default_of,
+    env_var_of,
+    is_runtime_parameter,
+    is_secret_field,
+)
 
 __all__ = ["main"]
 
@@ -162,6 +167,8 @@ def _describe_field(name: str, field: FieldInfo, description: str) -> dict[str, 
     env_var = env_var_of(field)
     if env_var:
         entry["env_var"] = env_var  # its value is never read here, secret or not
+        if (fallback := env_default_of(field)) is not None and not entry["secret"]:
+            entry["default"] = fallback
     elif not field.is_required() and not entry["secret"]:
         default = field.get_default(call_default_factory=True, validated_data={})
         entry["default"] = to_jsonable_python(default, fallback=repr)
@@ -233,7 +240,9 @@ def _describe_backend(cls: type[imgen.ImageGenerationModel]) -> dict[str, Any]:
 def _field_line(entry: dict[str, Any]) -> str:
     line = f"  {entry['name']}: {entry['type']}" if entry.get("type") else f"  {entry['name']}"
     if "env_var" in entry:
-        return line + f"  (from ${entry['env_var']}{', secret' if entry.get('secret') else ''})"
+        fallback = f", else {entry['default']!r}" if "default" in entry else ""
+        secret = ", secret" if entry.get("secret") else ""
+        return line + f"  (from ${entry['env_var']}{fallback}{secret})"
     if entry.get("secret"):
         return line + "  (secret)"
     if "default" in entry:

@@ -2,7 +2,8 @@
 
 `imgen generate` and `imgen batch` take the same MODEL argument and `-p`/`-O` options, and report
 failures the same way: one line on stderr, exit code 2 for the user's mistake (a bad option,
-an unknown backend, a missing API key, an unreadable config) and 1 for a failure at run time.
+an unknown backend, a missing API key, an unreadable config), 3 for a backend whose plugin is
+broken or in conflict with another, and 1 for a failure at run time.
 The traceback shows only with `--debug` (or IMGEN_DEBUG=1), and known secrets are masked.
 """
 
@@ -21,11 +22,13 @@ from pydantic import SecretBytes, SecretStr
 
 import imgen
 from imgen.errors import (
+    BackendConflictError,
     ConfigurationError,
     GenerationError,
     ImgenError,
     InvalidInputError,
     InvalidModelSpecError,
+    PluginLoadError,
     UnknownBackendError,
 )
 from imgen.runtime_parameters import is_secret_field
@@ -40,6 +43,7 @@ __all__ = [
     "NUM_GENERATIONS_OPTION",
     "ImgenGroup",
     "KeyValue",
+    "PluginProblem",
     "UserError",
     "build_model",
     "parse_value",
@@ -57,6 +61,15 @@ class UserError(click.ClickException):
     """A mistake in the command line or the environment: one line on stderr, exit code 2."""
 
     exit_code = 2
+
+
+class PluginProblem(click.ClickException):
+    """The backend asked for is broken or claimed by two plugins: exit code 3.
+
+    The installation needs fixing (reinstall, uninstall or IMGEN_PLUGINS), not the command.
+    """
+
+    exit_code = 3
 
 
 def parse_value(text: str) -> Any:
@@ -252,6 +265,10 @@ class ImgenGroup(click.Group):
             if isinstance(exc, _USER_ERRORS):
                 raise UserError(message) from exc
             hint = "" if ctx.meta.get(_DEBUG_KEY) else " (rerun with --debug for the traceback)"
+            if isinstance(exc, BackendConflictError):
+                raise PluginProblem(message) from exc
+            if isinstance(exc, PluginLoadError):
+                raise PluginProblem(message + hint) from exc
             raise click.ClickException(message + hint) from exc
 
 

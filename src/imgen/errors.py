@@ -105,15 +105,41 @@ class InvalidModelSpecError(ImgenError, ValueError):
 
 
 class BackendConflictError(ImgenError):
-    """Two distributions claim the same backend name or alias."""
+    """Two distributions claim the same backend name or alias.
 
-    def __init__(self, name: str, claimants: Iterable[str]) -> None:
+    Args:
+        name: The name claimed more than once.
+        claimants: The distributions claiming it as a backend name.
+        aliases: (distribution, spec) for each claim of it as an alias, the spec being the
+            `backend:model-id` the alias stands for in that distribution.
+
+    Attributes:
+        claimants: Every distribution claiming it, sorted.
+        kind: "backend name", "alias", or "backend name and alias" when one plugin's backend
+            name is another's alias.
+    """
+
+    def __init__(
+        self, name: str, claimants: Iterable[str], *, aliases: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        as_backend, as_alias = sorted(set(claimants)), sorted(set(aliases))
         self.name = name
-        self.claimants = sorted(set(claimants))
+        self.claimants = sorted({*as_backend, *(dist for dist, _ in as_alias)})
+        fix = "Uninstall one of them, or pick the plugins to load with IMGEN_PLUGINS=dist-a,dist-b."
+        if not as_alias:
+            self.kind = "backend name"
+            super().__init__(
+                f"Backend name {name!r} is claimed by more than one plugin: "
+                f"{' and '.join(self.claimants)}. {fix}"
+            )
+            return
+        roles = [f"{dist} (backend name)" for dist in as_backend]
+        roles += [f"{dist} (alias for {spec})" for dist, spec in as_alias]
+        self.kind = "backend name and alias" if as_backend else "alias"
+        what, how = ("Name", ", as a backend name and as an alias") if as_backend else ("Alias", "")
         super().__init__(
-            f"Backend name {name!r} is claimed by more than one plugin: "
-            f"{' and '.join(self.claimants)}. Uninstall one of them, or pick the plugins to "
-            "load with IMGEN_PLUGINS=dist-a,dist-b."
+            f"{what} {name!r} is claimed by more than one plugin{how}: {' and '.join(roles)}. "
+            f"Name the model by its full spec (backend:model-id) instead. {fix}"
         )
 
 

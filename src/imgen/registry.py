@@ -78,6 +78,7 @@ class BackendInfo:
 
 @dataclass(frozen=True)
 class _Claim:
+    name: str
     cls: type[ImageGenerationModel]
     distribution: str
     version: str
@@ -200,15 +201,27 @@ class Registry:
         dists += [c.distribution for c, _ in self._alias_claims.get(name, [])]
         return sorted(set(dists))
 
+    def _conflict(self, name: str, *newcomers: tuple[_Claim, str | None]) -> BackendConflictError:
+        """The error for `name`, claimed by the registered claims plus `newcomers`.
+
+        Each newcomer is a claim and, when it claims `name` as an alias, the alias's model id.
+        """
+        claims: list[tuple[_Claim, str | None]] = [(c, None) for c in self._claims.get(name, [])]
+        claims += [*self._alias_claims.get(name, []), *newcomers]
+        return BackendConflictError(
+            name,
+            [c.distribution for c, model_id in claims if model_id is None],
+            aliases=[(c.distribution, f"{c.name}:{m}") for c, m in claims if m is not None],
+        )
+
     def _known_names(self) -> list[str]:
         return sorted({*self._claims, *self._alias_claims, *self._broken})
 
     def _resolve(self, name: str) -> tuple[type[ImageGenerationModel], str | None]:
         """The class for a backend name or alias, and the alias's model id."""
         self._ensure_discovered()
-        claimants = self._claimants(name)
-        if len(claimants) > 1:
-            raise BackendConflictError(name, claimants)
+        if len(self._claimants(name)) > 1:
+            raise self._conflict(name)
         if name in self._claims:
             return self._claims[name][0].cls, None
         if name in self._alias_claims:
@@ -263,7 +276,7 @@ class Registry:
         self._ensure_discovered()
         infos: list[BackendInfo] = []
         for name, claims in self._claims.items():
-            conflict = self._claimants(name) if len(self._claimants(name)) > 1 else None
+            conflict = self._conflict(name) if len(self._claimants(name)) > 1 else None
             for claim in claims:
                 infos.append(
                     BackendInfo(
@@ -274,7 +287,7 @@ class Registry:
                         aliases=dict(claim.aliases),
                         is_async=issubclass(claim.cls, AsyncImageGenerationModel),
                         status="conflict" if conflict else "ok",
-                        error=str(BackendConflictError(name, conflict)) if conflict else None,
+                        error=str(conflict) if conflict else None,
                     )
                 )
         for name, error in self._broken.items():
@@ -312,9 +325,8 @@ class Registry:
             raise PluginLoadError(IN_PROCESS, "", exc) from exc
         with self._lock:
             for taken in (backend_name, *claim.aliases):
-                holders = self._claimants(taken)
-                if holders:
-                    raise BackendConflictError(taken, [*holders, IN_PROCESS])
+                if self._claimants(taken):
+                    raise self._conflict(taken, (claim, claim.aliases.get(taken)))
             self._add(backend_name, claim)
 
     def unregister_backend(self, name: str) -> None:
@@ -351,7 +363,7 @@ def _make_claim(
         raise TypeError(f"backend name {backend_name!r} must not contain ':'")
     if not hasattr(cls, "backend_name"):  # lets dump() name it for in-process classes
         cls.backend_name = backend_name
-    return backend_name, _Claim(cls, dist, version, dict(aliases or {}))
+    return backend_name, _Claim(backend_name, cls, dist, version, dict(aliases or {}))
 
 
 def _selected_distributions() -> set[str] | None:

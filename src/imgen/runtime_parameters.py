@@ -22,6 +22,7 @@ from imgen.errors import InvalidInputError, did_you_mean
 __all__ = [
     "RuntimeParameter",
     "RuntimeParametersModelMixin",
+    "env_default_of",
     "env_field",
     "env_var_of",
     "is_secret_field",
@@ -42,25 +43,31 @@ RuntimeParameter = Annotated[_T | None, _RUNTIME_PARAMETER]
 """Marks a field as settable at runtime: `api_key: RuntimeParameter[SecretStr] = None`."""
 
 _ENV_VAR_KEY = "env_var"
+_ENV_DEFAULT_KEY = "env_default"
 
 
-def _read_env(var: str, secret: bool) -> Any:
-    value = os.environ.get(var) or None
-    return SecretStr(value) if secret and value is not None else value
+def _read_env(var: str, secret: bool, default: Any) -> Any:
+    value = os.environ.get(var) or default
+    return SecretStr(value) if secret and isinstance(value, str) else value
 
 
-def env_field(var: str, *, description: str, secret: bool = False) -> Any:
+def env_field(var: str, *, description: str, secret: bool = False, default: Any = None) -> Any:
     """A field whose default is read from the environment variable `var` at construction.
 
     Args:
         var: The environment variable, e.g. `OPENAI_API_KEY`.
         description: The field's description, shown in runtime parameter info and `imgen info`.
         secret: Wrap the value in `SecretStr`.
+        default: The value when `var` is unset or empty, e.g. a service's public URL. Leave
+            secrets without one.
     """
+    extra: dict[str, Any] = {_ENV_VAR_KEY: var}
+    if default is not None:
+        extra[_ENV_DEFAULT_KEY] = default
     return Field(
-        default_factory=partial(_read_env, var, secret),
+        default_factory=partial(_read_env, var, secret, default),
         description=description,
-        json_schema_extra={_ENV_VAR_KEY: var},
+        json_schema_extra=extra,
     )
 
 
@@ -71,6 +78,12 @@ def env_var_of(field: FieldInfo) -> str | None:
         var = extra.get(_ENV_VAR_KEY)
         return var if isinstance(var, str) else None
     return None
+
+
+def env_default_of(field: FieldInfo) -> Any:
+    """The value an `env_field` takes when its environment variable is unset (None if none)."""
+    extra = field.json_schema_extra
+    return extra.get(_ENV_DEFAULT_KEY) if isinstance(extra, dict) else None
 
 
 def _mentions(annotation: Any, kinds: tuple[type, ...]) -> bool:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from imgen.testing import BackendContract
+from imgen.testing import BackendContract, LocalServer
 from imgen_hf_inference import InferenceEndpointsImageGeneration
 
 
@@ -20,3 +20,7 @@ class TestContract(BackendContract):
     ) -> InferenceEndpointsImageGeneration:
         # An explicit key, so the kit's leak checks have a secret to look for.
         return make_model(api_key="hf_contract_secret")
+
+    @pytest.fixture
+    def local_server(self, server: LocalServer) -> LocalServer:
+        return server

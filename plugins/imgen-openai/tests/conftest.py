@@ -59,6 +59,7 @@ class FakeImagesAPI:
         self._ids = itertools.count()
         self._lock = threading.Lock()
         server.route("POST", GENERATIONS, self._generate)
+        server.route("GET", "/images/{name}", self._download)
 
     @property
     def base_url(self) -> str:
@@ -94,9 +95,7 @@ class FakeImagesAPI:
             image = tiny_image(index, image_format)
             item = {"revised_prompt": f"revised: {prompt}"}
             if mode == "url":
-                path = f"/images/{index}.png"
-                self.server.route("GET", path, _serve(image))
-                item["url"] = self.server.url + path
+                item["url"] = f"{self.server.url}/images/{index}.png"
                 self.served[item["url"]] = image
             else:
                 item["b64_json"] = _b64(image)
@@ -106,9 +105,11 @@ class FakeImagesAPI:
             payload["output_format"] = image_format
         return Reply.json(payload)
 
-
-def _serve(image: bytes) -> Callable[[RecordedRequest], Reply]:
-    return lambda request: Reply(body=image, headers={"Content-Type": "image/png"})
+    def _download(self, request: RecordedRequest) -> Reply:
+        image = self.served.get(self.server.url + request.path)
+        if image is None:
+            return Reply.json({"error": {"message": f"no image {request.path}"}}, status=404)
+        return Reply(body=image, headers={"Content-Type": "image/png"})
 
 
 def _b64(data: bytes) -> str:

@@ -7,12 +7,17 @@ from typing import Any
 
 import pytest
 
-from imgen.testing import BackendContract
+from imgen.testing import BackendContract, LocalServer
 from imgen_openai import OpenAIImageGeneration
 
 
 class TestContract(BackendContract):
     generation_kwargs = {"size": "1024x1024", "quality": "low"}
+
+    @pytest.fixture
+    def local_server(self, api: Any) -> LocalServer:
+        server: LocalServer = api.server
+        return server
 
     @pytest.fixture
     def model(self, make_model: Callable[..., Any]) -> OpenAIImageGeneration:
@@ -24,6 +29,11 @@ class TestContractDallE3(BackendContract):
     """dall-e-3 answers with URLs and takes one image per request: the same contract holds."""
 
     generation_kwargs = {"quality": "hd"}
+
+    @pytest.fixture
+    def local_server(self, api: Any) -> LocalServer:
+        server: LocalServer = api.server
+        return server
 
     @pytest.fixture
     def model(self, make_model: Callable[..., Any]) -> OpenAIImageGeneration:

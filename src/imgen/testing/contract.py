@@ -3,81 +3,157 @@
     from imgen.testing import BackendContract
 
     class TestContract(BackendContract):
-        @pytest.fixture
-        def model(self):
+        @pytest.fixture(scope="class")  # loads once for the whole kit; "function" works too
+        @classmethod
+        def model(cls):
             with MyBackend(model="tiny") as model:
                 yield model
 
-It checks the output contract, resolution by name through the installed entry point, the
-dump/load round trip, that secrets never leak, that every parameter is documented, that bad
-input is rejected before any work, and that the plugin module imports nothing heavy.
+It checks the output contract (strict base64 included), resolution by name through the
+installed entry point and what that resolution imports in a fresh process, the dump/load round
+trip, that credentials are secret fields and secrets never leak, that every parameter is
+documented, that no private name of imgen's is redefined, that bad input is rejected before
+any work, and, for async backends, that the engine's concurrency limit, retry count and
+cancellation hold. A check that does not apply to a backend skips with the reason.
+
+The `model` fixture may have any scope. The kit never leaves a model changed: what a check
+sets for its own use is set back before it ends, so one model can serve the whole class.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import contextlib
 import functools
 import json
-import subprocess
-import sys
+import re
+import threading
+import time
+import typing
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import yaml
-from pydantic import SecretBytes, SecretStr
 
 import imgen
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
-from imgen.errors import InvalidInputError
+from imgen.errors import GenerationError, InvalidInputError
 from imgen.images import decode_bytes, decode_image, detect_format
 from imgen.registry import ENTRY_POINT_GROUP, Registry
+from imgen.runtime_parameters import is_secret_field
+from imgen.testing.imports import extra_imports_on_resolve
+from imgen.testing.server import Delay, LocalServer, Reply
 
-__all__ = ["HEAVY_MODULES", "BackendContract"]
+__all__ = ["CREDENTIAL_WORDS", "BackendContract"]
 
-HEAVY_MODULES = ("openai", "huggingface_hub", "torch", "diffusers", "PIL")
+CREDENTIAL_WORDS = frozenset(
+    {
+        "apikey",
+        "auth",
+        "authorization",
+        "cookie",
+        "credential",
+        "key",
+        "passphrase",
+        "passwd",
+        "password",
+        "secret",
+        "token",
+    }
+)
+"""Words that make a field name say "credential" (`api_key`, `accessToken`, `client_secret`)."""
 
 _FORMAT_ALIASES = {"jpg": "jpeg"}
+_SYNC_BACKEND = "sync backend: the async engine's limits do not apply"
 
 
 class BackendContract:
     """Subclass it and define a `model` fixture that yields a loaded model.
+
+    The fixture may be class- or module-scoped (`@pytest.fixture(scope="class")` above
+    `@classmethod`) so that an expensive backend loads once for the whole kit; every check
+    sets back what it changes on the model.
 
     Attributes:
         prompts: The prompts the contract generates for.
         num_generations: Images asked per prompt.
         generation_kwargs: Extra kwargs for every generation the contract makes (e.g. a small
             size, few steps).
+        non_secret_fields: Fields named like credentials that hold no secret (a `sort_key`,
+            say); the credential check leaves them alone.
+        allowed_imports: Top-level packages the plugin may import while it is discovered, for
+            the rare plugin that must; the fresh-process import check leaves them out.
     """
 
     prompts: ClassVar[list[str]] = ["a red fox in the snow", "a lighthouse at dusk"]
     num_generations: ClassVar[int] = 2
     generation_kwargs: ClassVar[dict[str, Any]] = {}
+    non_secret_fields: ClassVar[frozenset[str]] = frozenset()
+    allowed_imports: ClassVar[frozenset[str]] = frozenset()
 
     @pytest.fixture
     def model(self) -> ImageGenerationModel:
         """Override: yield a loaded model of the backend under test."""
         raise NotImplementedError("Define a `model` fixture that yields a loaded model.")
 
+    @pytest.fixture
+    def local_server(self) -> LocalServer | None:
+        """Override when `model` talks to a `LocalServer`: return that server.
+
+        The kit then also counts the HTTP requests the server receives, which catches an SDK
+        that retries on its own. None (the default) skips that check.
+        """
+        return None
+
+    # -- the output contract ---------------------------------------------------------------
+
     def test_output_contract(self, model: ImageGenerationModel) -> None:
-        outputs = model.generate_outputs(
-            self.prompts, num_generations=self.num_generations, **self.generation_kwargs
-        )
+        outputs = _generate(self, model)
         assert len(outputs) == len(self.prompts), "one output per prompt"
         for output in outputs:
             assert isinstance(output, list) and len(output) == 1, "a list holding one dict"
             result = output[0]
             assert isinstance(result, dict)
             images = result["images"]
-            assert isinstance(images, list) and len(images) == self.num_generations
+            count = len(images) if isinstance(images, list) else type(images).__name__
+            assert count == self.num_generations, (
+                f'"images" holds {count} images where num_generations={self.num_generations}'
+            )
             for b64 in images:
-                assert isinstance(b64, str)
+                assert isinstance(b64, str), f"an image is {type(b64).__name__}, not base64 text"
                 decode_image(b64)  # raises if the bytes are not an image
-                if "format" in result:
-                    declared = str(result["format"]).lower()
-                    detected = detect_format(decode_bytes(b64))
-                    assert _FORMAT_ALIASES.get(declared, declared) == detected
+
+    def test_images_are_strict_base64(self, model: ImageGenerationModel) -> None:
+        """Plain standard base64: no data-URL prefix, no whitespace or line breaks, padded."""
+        problems = [
+            f"prompt {p}, image {i}: {problem}"
+            for p, output in enumerate(_generate(self, model))
+            for i, b64 in enumerate(output[0]["images"])
+            if (problem := _base64_problem(b64))
+        ]
+        assert not problems, "images that are not strict base64:\n" + "\n".join(problems)
+
+    def test_declared_format_matches_the_bytes(self, model: ImageGenerationModel) -> None:
+        outputs = _generate(self, model)
+        declared = [output[0]["format"] for output in outputs if "format" in output[0]]
+        if not declared:
+            pytest.skip('the outputs declare no "format"')
+        for output in outputs:
+            name = str(output[0]["format"]).lower()
+            for b64 in output[0]["images"]:
+                found = detect_format(decode_bytes(b64))
+                assert _FORMAT_ALIASES.get(name, name) == found, (
+                    f'"format" says {name!r} but the image bytes are {found!r}'
+                )
 
     def test_empty_batch(self, model: ImageGenerationModel) -> None:
         assert model.generate_outputs([], **self.generation_kwargs) == []
+
+    # -- discovery ---------------------------------------------------------------------------
 
     def test_resolves_by_name_through_entry_point(self, model: ImageGenerationModel) -> None:
         cls = type(model)
@@ -86,27 +162,128 @@ class BackendContract:
         info = _info_for(fresh, cls)
         assert info.status == "ok", info.error
 
+    def test_resolving_by_name_imports_nothing_beyond_imgen(
+        self, model: ImageGenerationModel
+    ) -> None:
+        """In a fresh process, `imgen.get_backend(name)` loads only imgen's and the plugin's own
+        modules: what discovery costs without the plugin is the baseline."""
+        cls = type(model)
+        distribution = _info_for(Registry(), cls).distribution
+        extra = extra_imports_on_resolve(
+            cls.backend_name,
+            distribution,
+            own_packages=_own_packages(distribution, cls),
+            allowed=self.allowed_imports,
+        )
+        assert not extra, (
+            f"Resolving {cls.backend_name!r} by name in a fresh process (as `imgen backends`, "
+            "get_model and every config load do) imports modules that `import imgen` and "
+            f"discovery do not:\n{extra.describe()}\nImport them inside load() or the method "
+            "that needs them, so discovering the plugin stays cheap for every user."
+        )
+
+    def test_no_private_name_of_imgen_is_redefined(self, model: ImageGenerationModel) -> None:
+        """A backend's own `_run_batch` or `_logger` would silently replace imgen's."""
+        clashes = [
+            f"{klass.__qualname__}.{name}"
+            for klass in type(model).__mro__
+            if not _is_imgens(klass)
+            for name in sorted({*vars(klass), *vars(klass).get("__annotations__", {})})
+            if name in _reserved_private_names()
+        ]
+        assert not clashes, (
+            f"{', '.join(clashes)}: imgen's base classes use these names themselves, so defining "
+            "them replaces imgen's own (validators, the engine, the logger). Rename them."
+        )
+
+    # -- serialization and secrets -----------------------------------------------------------
+
     def test_dump_round_trip(self, model: ImageGenerationModel) -> None:
+        """`load_model(model.dump())` rebuilds the model from a dict, JSON and YAML.
+
+        What is compared: the clone's `dump()` and every non-secret field. Secret fields are
+        not: dumps leave them out, and a loaded model reads them from their environment
+        variables, so a secret passed directly to the model is not in its clone.
+        """
         data = model.dump()
         json.dumps(data)  # plain data only
         assert data["type_info"]["backend"] == type(model).backend_name
-        for source in (data, json.dumps(data), yaml.safe_dump(data)):
+        public = [n for n, f in type(model).model_fields.items() if not is_secret_field(f)]
+        for label, source in (
+            ("a dict", data),
+            ("JSON", json.dumps(data)),
+            ("YAML", yaml.safe_dump(data)),
+        ):
             clone = imgen.load_model(source)
-            assert type(clone) is type(model)
-            assert clone.dump() == data
+            assert type(clone) is type(model), f"load_model({label}) built {type(clone)}"
+            differ = [n for n in public if getattr(clone, n) != getattr(model, n)]
+            assert not differ, (
+                f"load_model(model.dump()) from {label} differs in the non-secret fields "
+                f"{differ} (the kit compares every field but the secret ones)"
+            )
+            assert clone.dump() == data, f"the clone built from {label} dumps differently"
 
-    def test_secrets_never_leak(self, model: ImageGenerationModel) -> None:
-        data = json.dumps(model.dump())
-        shown = repr(model) + str(model)
-        for name in type(model).model_fields:
-            value = getattr(model, name)
-            if isinstance(value, SecretStr | SecretBytes):
-                assert f'"{name}"' not in data, f"secret field {name} in dump()"
-                secret = value.get_secret_value()
-                secret_text = secret.decode() if isinstance(secret, bytes) else secret
-                if secret_text:
-                    assert secret_text not in data
-                    assert secret_text not in shown
+    def test_credential_fields_are_secret(self, model: ImageGenerationModel) -> None:
+        cls = type(model)
+        named = {
+            name: field
+            for name, field in cls.model_fields.items()
+            if name not in self.non_secret_fields and _names_a_credential(name)
+        }
+        if not named:
+            pytest.skip(
+                "no credential-named fields (names with key, token, secret, password, "
+                "credential, auth, cookie)"
+            )
+        plain = {n: f.annotation for n, f in named.items() if _admits_plain_text(f.annotation)}
+        assert not plain, "\n".join(
+            f"{cls.__name__}.{name} is named like a credential but typed {_type_text(ann)}, so "
+            "dump(), repr(), saved configs and logs show its value. Make it a secret field:\n"
+            f'    {name}: RuntimeParameter[SecretStr] = env_field("{_env_var_hint(cls, name)}", '
+            'description="...", secret=True)\n'
+            "(or SecretStr / SecretBytes). If it holds no secret, list it in "
+            "`non_secret_fields` of the contract class."
+            for name, ann in plain.items()
+        )
+
+    def test_secret_fields_left_out_of_dumps(self, model: ImageGenerationModel) -> None:
+        names = _secret_fields(model)
+        if not names:
+            pytest.skip("no secret fields")
+        data, shown = model.dump(), repr(model)
+        for name in names:
+            assert name not in data, f"secret field {name} in dump()"
+            assert f"{name}=" not in shown, f"secret field {name} in repr()"
+
+    def test_secret_values_never_shown(self, model: ImageGenerationModel, tmp_path: Path) -> None:
+        names = _secret_fields(model)
+        if not names:
+            pytest.skip("no secret fields")
+        values = {name: text for name in names if (text := _secret_text(getattr(model, name)))}
+        if not values:
+            pytest.skip(
+                f"no secret field holds a value ({', '.join(names)}): give the model fixture "
+                "one so the kit can look for leaks"
+            )
+        places = {
+            "dump()": json.dumps(model.dump()),
+            "repr()": repr(model),
+            "str()": str(model),
+            "save() as JSON": model.save(tmp_path / "model.json").read_text(),
+            "save() as YAML": model.save(tmp_path / "model.yaml").read_text(),
+            "get_runtime_parameters_info()": json.dumps(
+                model.get_runtime_parameters_info(), default=str
+            ),
+        }
+        leaks = [
+            f"the value of {name} in {place}"
+            for name, secret in values.items()
+            for place, text in places.items()
+            if secret in text
+        ]
+        assert not leaks, "secrets shown: " + "; ".join(leaks)
+
+    # -- parameters and validation -----------------------------------------------------------
 
     def test_every_parameter_documented(self, model: ImageGenerationModel) -> None:
         undocumented = []
@@ -114,7 +291,11 @@ class BackendContract:
             for item in entry.get("keys", [entry]):
                 if "description" in item and not item["description"]:
                     undocumented.append(item["name"])
-        assert not undocumented, f"parameters without a description: {undocumented}"
+        assert not undocumented, (
+            f"parameters without a description: {undocumented} (describe fields with "
+            "Field(description=...) and generation kwargs in the Args: section of the "
+            "generate/agenerate docstring)"
+        )
 
     @pytest.mark.parametrize(
         ("inputs", "num_generations", "kwargs"),
@@ -150,25 +331,314 @@ class BackendContract:
             model.generate_outputs(inputs, num_generations, **{**self.generation_kwargs, **kwargs})
         assert calls == [], "generation started despite bad input"
 
-    def test_plugin_module_imports_nothing_heavy(self, model: ImageGenerationModel) -> None:
-        info = _info_for(Registry(), type(model))
-        import importlib_metadata
+    # -- the async engine: concurrency, retries, cancellation --------------------------------
 
-        modules = [
-            ep.value.partition(":")[0]
-            for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP)
-            if ep.dist is not None and ep.dist.name == info.distribution
-        ]
-        assert modules, f"no {ENTRY_POINT_GROUP} entry point for {info.distribution}"
-        probe = (
-            "import importlib, json, sys\n"
-            f"for name in {modules!r}: importlib.import_module(name)\n"
-            f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
+    def test_in_flight_calls_stay_within_max_concurrency(
+        self, model: ImageGenerationModel, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        model = _async_only(model)
+        limit, counter = 2, _InFlight()
+
+        async def around(real: _Agenerate, args: Any, kwargs: Any) -> Any:
+            with counter:
+                await asyncio.sleep(0.02)  # long enough for calls to overlap if they can
+                return await real(*args, **kwargs)
+
+        _wrap_agenerate(monkeypatch, model, around)
+        prompts = _distinct_prompts(self, 3 * limit)
+        with _temporarily(model, max_concurrency=limit):
+            model.generate_outputs(prompts, self.num_generations, **self.generation_kwargs)
+        assert 1 <= counter.peak <= limit, (
+            f"{counter.peak} agenerate calls ran at once with max_concurrency={limit}: let the "
+            "engine schedule them (do not override generate/agenerate_outputs or gather "
+            "agenerate calls yourself)"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+
+    def test_timed_out_attempts_are_retried_max_retries_times(
+        self, model: ImageGenerationModel, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        model = _async_only(model)
+        attempts = _InFlight()
+
+        async def around(real: _Agenerate, args: Any, kwargs: Any) -> Any:
+            with attempts:
+                await asyncio.sleep(2)  # far past the timeout: the engine ends the attempt
+            raise AssertionError("an attempt outlived its timeout: is the engine bypassed?")
+
+        _wrap_agenerate(monkeypatch, model, around)
+        _fast_backoff(monkeypatch, model)
+        with (
+            _temporarily(model, max_retries=2, timeout=0.05, on_error="raise"),
+            pytest.raises(GenerationError) as failed,
+        ):
+            model.generate_outputs(self.prompts[:1], 1, **self.generation_kwargs)
+        assert attempts.total == 3, (
+            f"{attempts.total} attempts with max_retries=2 where each attempt timed out; "
+            "expected 3 (is_retryable must treat TimeoutError as transient, as the default does)"
         )
-        assert json.loads(result.stdout) == [], f"{modules} imported heavy modules"
+        assert isinstance(failed.value.errors[0], TimeoutError)
+
+    def test_each_attempt_sends_one_request(
+        self,
+        model: ImageGenerationModel,
+        local_server: LocalServer | None,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """With max_retries=2 and every answer a 503, the server sees exactly 3 requests."""
+        model = _async_only(model)
+        if local_server is None:
+            pytest.skip(
+                "no local_server fixture: return the LocalServer the model talks to from it, "
+                "and the kit counts the requests each attempt sends"
+            )
+        _fast_backoff(monkeypatch, model)
+        unavailable = Reply.json(
+            {"error": {"message": "conformance kit: service unavailable"}},
+            status=503,
+            headers={"Retry-After": "0"},
+        )
+        before = len(local_server.requests)
+        local_server.script(*[unavailable] * 3)
+        try:
+            with _temporarily(model, max_retries=2, on_error="record"):
+                outputs = model.generate_outputs(self.prompts[:1], 1, **self.generation_kwargs)
+        finally:
+            local_server.clear_script()
+        sent = len(local_server.requests) - before
+        assert sent <= 3, (
+            f"{sent} requests where the engine allows 3 attempts: the SDK or the backend "
+            "retries on its own. Turn its retries off (e.g. max_retries=0 on the client): the "
+            "engine is the one retry policy, so max_retries means what it says."
+        )
+        assert sent == 3, (
+            f"{sent} requests where 3 were expected: a 503 was not retried. is_retryable must "
+            "treat HTTP 503 as transient (the default does when the exception carries a "
+            "status_code)."
+        )
+        assert outputs[0][0].get("error"), "three 503 answers, yet the output holds no error"
+
+    def test_cancellation_leaves_no_task_running(
+        self,
+        model: ImageGenerationModel,
+        local_server: LocalServer | None,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        model = _async_only(model)
+        running = _InFlight()
+        started = threading.Event()
+
+        async def around(real: _Agenerate, args: Any, kwargs: Any) -> Any:
+            with running:
+                started.set()
+                result = await real(*args, **kwargs)
+                await asyncio.sleep(0.05)  # holds the slot: the batch is still on when cancelled
+                return result
+
+        _wrap_agenerate(monkeypatch, model, around)
+        prompts = _distinct_prompts(self, 8)
+        if local_server is not None:  # hold the requests, so they are in flight when cancelled
+            local_server.script(*[Delay(5.0)] * (len(prompts) * self.num_generations))
+
+        async def start_then_cancel() -> bool:
+            batch = asyncio.ensure_future(
+                model.agenerate_outputs(prompts, self.num_generations, **self.generation_kwargs)
+            )
+            while not (started.is_set() or batch.done()):
+                await asyncio.sleep(0.001)
+            batch.cancel()
+            try:
+                await batch
+            except asyncio.CancelledError:
+                return True
+            return False
+
+        try:
+            with _temporarily(model, max_concurrency=2):
+                if not asyncio.run(start_then_cancel()):
+                    pytest.skip("the batch finished before it could be cancelled")
+                left = _tasks_left(model)
+        finally:
+            if local_server is not None:
+                local_server.clear_script()
+        assert not left, f"tasks still running after the batch was cancelled: {left}"
+        assert running.now == 0, f"{running.now} agenerate calls still running after cancel"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+# Module functions, not methods: a contract subclass may name its own helpers as it likes.
+
+
+def _generate(contract: BackendContract, model: ImageGenerationModel) -> list[list[dict[str, Any]]]:
+    return model.generate_outputs(
+        contract.prompts, num_generations=contract.num_generations, **contract.generation_kwargs
+    )
+
+
+def _distinct_prompts(contract: BackendContract, count: int) -> list[str]:
+    return [f"{contract.prompts[i % len(contract.prompts)]} ({i})" for i in range(count)]
+
+
+_Agenerate = Callable[..., Awaitable[Any]]
+
+
+class _InFlight:
+    """Counts entries into a block: how many now, the most at once, and in all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = self.peak = self.total = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+def _async_only(model: ImageGenerationModel) -> AsyncImageGenerationModel:
+    if not isinstance(model, AsyncImageGenerationModel):
+        pytest.skip(_SYNC_BACKEND)
+    return model
+
+
+def _wrap_agenerate(
+    monkeypatch: pytest.MonkeyPatch,
+    model: AsyncImageGenerationModel,
+    around: Callable[[_Agenerate, Any, Any], Awaitable[Any]],
+) -> None:
+    """Route every agenerate call of the model's class through `around(real, args, kwargs)`."""
+    real = type(model).agenerate
+
+    @functools.wraps(real)  # keeps the signature the core validates kwargs against
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        return await around(real, args, kwargs)
+
+    monkeypatch.setattr(type(model), "agenerate", spy)
+
+
+def _fast_backoff(monkeypatch: pytest.MonkeyPatch, model: AsyncImageGenerationModel) -> None:
+    monkeypatch.setattr(type(model), "retry_initial_delay", 0.001)
+    monkeypatch.setattr(type(model), "retry_max_delay", 0.001)
+
+
+@contextlib.contextmanager
+def _temporarily(model: ImageGenerationModel, **values: Any) -> Iterator[None]:
+    """Set fields for the block, then set them back: the model may be shared by other tests."""
+    saved = {name: getattr(model, name) for name in values}
+    try:
+        for name, value in values.items():
+            setattr(model, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(model, name, value)
+
+
+def _tasks_left(model: AsyncImageGenerationModel, grace: float = 1.0) -> list[str]:
+    """The tasks on the model's own event loop, once cancellation had `grace` seconds to act."""
+
+    async def others() -> list[str]:
+        current = asyncio.current_task()
+        return [repr(task.get_coro()) for task in asyncio.all_tasks() if task is not current]
+
+    deadline = time.monotonic() + grace
+    while True:
+        left: list[str] = model.run_on_own_loop(others())
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.01)
+
+
+def _is_imgens(klass: type) -> bool:
+    return klass.__module__ == "imgen" or klass.__module__.startswith("imgen.")
+
+
+@functools.cache
+def _reserved_private_names() -> frozenset[str]:
+    """Private names the imgen classes under a backend use, less the hooks meant to be set."""
+    names: set[str] = set()
+    for klass in AsyncImageGenerationModel.__mro__:
+        if _is_imgens(klass):
+            names.update(n for n in vars(klass) if n.startswith("_") and not n.startswith("__"))
+    names.update(AsyncImageGenerationModel.__private_attributes__)
+    return frozenset(names - {"_abc_impl", "_num_generations_param_supported"})
+
+
+def _base64_problem(text: Any) -> str | None:
+    """Why `text` is not strict standard base64, or None when it is."""
+    if not isinstance(text, str):
+        return f"{type(text).__name__}, not a base64 string"
+    if text.startswith("data:"):
+        prefix = text.partition(",")[0]
+        return f"starts with the data-URL prefix {prefix + ','!r}: return the bare base64"
+    if re.search(r"\s", text):
+        return "contains whitespace or line breaks"
+    if len(text) % 4:
+        return f"its length {len(text)} is not a multiple of 4: the padding is missing or wrong"
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return f"is not valid base64 ({exc})"
+    return None
+
+
+def _names_a_credential(name: str) -> bool:
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower().split("_")
+    return any(word.removesuffix("s") in CREDENTIAL_WORDS for word in words)
+
+
+def _admits_plain_text(annotation: Any) -> bool:
+    """Whether a field of this type can hold a plain `str` or `bytes` (not a secret type)."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _admits_plain_text(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return False
+    if origin is not None:  # a union; a container of strings (headers, say) is not one
+        return origin in (typing.Union, type(int | str)) and any(
+            _admits_plain_text(arg) for arg in typing.get_args(annotation)
+        )
+    return isinstance(annotation, type) and issubclass(annotation, str | bytes)
+
+
+def _type_text(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or repr(annotation).replace("typing.", "")
+
+
+def _env_var_hint(cls: type[ImageGenerationModel], name: str) -> str:
+    prefix = re.sub(r"\W", "_", getattr(cls, "backend_name", cls.__name__)).upper()
+    return f"{prefix}_{name.upper()}"
+
+
+def _secret_fields(model: ImageGenerationModel) -> list[str]:
+    return [n for n, f in type(model).model_fields.items() if is_secret_field(f)]
+
+
+def _secret_text(value: Any) -> str:
+    secret = value.get_secret_value() if hasattr(value, "get_secret_value") else None
+    if isinstance(secret, bytes):
+        return secret.decode(errors="replace")
+    return secret or ""
+
+
+def _own_packages(distribution: str, cls: type[ImageGenerationModel]) -> set[str]:
+    """The top-level packages of the plugin: its entry points' and its backend class's."""
+    import importlib_metadata
+
+    packages = {cls.__module__.partition(".")[0]}
+    try:
+        entry_points = importlib_metadata.distribution(distribution).entry_points
+    except importlib_metadata.PackageNotFoundError:
+        return packages
+    for entry_point in entry_points.select(group=ENTRY_POINT_GROUP):
+        packages.add(entry_point.value.partition(":")[0].partition(".")[0])
+    return packages
 
 
 def _info_for(registry: Registry, cls: type[ImageGenerationModel]) -> imgen.BackendInfo:

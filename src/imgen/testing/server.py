@@ -11,6 +11,7 @@ Example:
 
         with LocalServer() as server:
             server.route("POST", "/v1/images/generations", lambda request: Reply.json({"data": []}))
+            server.route("GET", "/files/{name}", lambda request: Reply(body=b"..."))
             server.script(Reply.json({"error": {"message": "busy"}}, status=429))
             client = OpenAI(base_url=server.url + "/v1", api_key="test")
             ...  # The first request gets the 429; the retry reaches the route.
@@ -27,11 +28,13 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeAlias
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from imgen.testing.routes import PathPattern
 
 __all__ = ["Delay", "Handler", "LocalServer", "RecordedRequest", "Reply", "Reset", "Step"]
 
@@ -42,11 +45,18 @@ class RecordedRequest:
 
     Attributes:
         method: The HTTP method, upper-case (``"POST"``).
-        path: The request path without the query string (``"/v1/models"``).
+        path: The request path without the query string, percent-decoded
+            (``"/prompt/a red fox"``).
         query: The parsed query string; each name maps to all its values.
         headers: The request headers with lower-cased names. When a header
             is repeated, the last value wins.
         body: The raw request body, already de-chunked.
+        raw_path: The path exactly as sent, percent-encoding kept
+            (``"/prompt/a%20red%20fox"``); it tells ``a%2Fb`` from ``a/b``.
+            Defaults to ``path`` encoded.
+        path_params: The values of the placeholders of the route that
+            matched, decoded (``{"prompt": "a red fox"}``); empty when no
+            pattern route matched.
     """
 
     method: str
@@ -54,6 +64,12 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    raw_path: str = ""
+    path_params: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.raw_path:
+            object.__setattr__(self, "raw_path", quote(self.path))
 
     def json(self) -> Any:
         """Decode the body as JSON.
@@ -149,26 +165,31 @@ class LocalServer:
 
         with LocalServer() as server:
             server.route("GET", "/health", lambda request: Reply.json({"ok": True}))
+            server.route("POST", "/prompt/{prompt}", lambda request: ...)
             ...
 
-    A request is answered, in order of precedence, by the next step scripted
-    for its path, the next step scripted for any path, the route registered
-    for its method and path, or a 404 JSON error. A route handler that raises
-    produces a 500 whose body names the exception. GET, POST, PUT, PATCH and
-    DELETE are served; other methods get a 501 and are not recorded.
+    A request is answered, in order of precedence, by:
+
+    1. the next step scripted for a path it matches (see :meth:`script`),
+       then the next step scripted for any path;
+    2. the route for its method and exact path;
+    3. the first route, in registration order, for its method whose pattern
+       matches the path (see :meth:`route` for patterns);
+    4. a 405 JSON error, with an ``Allow`` header, when routes match the path
+       for other methods only; otherwise a 404 JSON error.
+
+    A route handler that raises produces a 500 whose body names the
+    exception. GET, POST, PUT, PATCH and DELETE are served; other methods get
+    a 501 and are not recorded.
+
+    Subclasses may add attributes and methods of any name: the server keeps
+    its state in one name-mangled attribute and has no private methods to
+    override by accident.
     """
 
     def __init__(self) -> None:
         """Create a server; nothing is bound until :meth:`start`."""
-        self._lock = threading.Lock()
-        self._routes: dict[tuple[str, str], Handler] = {}
-        self._scripts: dict[str | None, deque[Step]] = {}
-        self._requests: list[RecordedRequest] = []
-        self._connections = 0
-        self._open: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.__state = _ServerState()
 
     @property
     def url(self) -> str:
@@ -177,9 +198,10 @@ class LocalServer:
         Raises:
             RuntimeError: If the server has not been started.
         """
-        if self._httpd is None:
+        httpd = self.__state.httpd
+        if httpd is None:
             raise RuntimeError("LocalServer is not started")
-        host, port = self._httpd.server_address[:2]
+        host, port = httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
     @property
@@ -189,38 +211,62 @@ class LocalServer:
         Requests answered by a scripted step (including :class:`Reset`) and
         requests that matched no route are included.
         """
-        with self._lock:
-            return list(self._requests)
+        state = self.__state
+        with state.lock:
+            return list(state.requests)
 
     @property
     def connections(self) -> int:
         """How many TCP connections the server has accepted so far."""
-        with self._lock:
-            return self._connections
+        state = self.__state
+        with state.lock:
+            return state.connections
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """Return the requests received for ``path``, in arrival order.
 
         Args:
-            path: The request path, without a query string.
+            path: A decoded path without a query string (``"/prompt/a red fox"``),
+                or a route pattern (``"/prompt/{prompt}"``) to get every request
+                it matches.
 
         Returns:
             The matching requests, whatever their method.
         """
-        return [request for request in self.requests if request.path == path]
+        pattern = PathPattern(path)
+        return [r for r in self.requests if pattern.match(r.raw_path) is not None]
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         """Register the handler for ``method`` and ``path``.
 
-        Registering the same method and path again replaces the handler.
+        ``path`` is a literal path or a pattern, matched against each
+        segment of the request path after percent-decoding it, and never
+        against the query string:
+
+        - ``/v1/images`` matches that path only;
+        - ``/prompt/{prompt}`` matches one segment, or part of one
+          (``/models/{model}:predict``), and puts its decoded value in
+          ``request.path_params["prompt"]``;
+        - ``/files/{rest:path}``, a placeholder of kind ``path`` as the last
+          segment, matches the rest of the path, slashes included: a prefix
+          route for ``/files/`` and everything under it.
+
+        An exact path wins over patterns; patterns are tried in the order
+        they were registered. Registering the same method and path again
+        replaces the handler and keeps its place in that order.
 
         Args:
             method: The HTTP method, in any case.
-            path: The request path; the query string is ignored when matching.
+            path: The literal path or pattern.
             handler: Called with each matching request; returns the reply.
+
+        Raises:
+            ValueError: If the pattern is malformed (see :class:`PathPattern`).
         """
-        with self._lock:
-            self._routes[(method.upper(), path)] = handler
+        pattern = PathPattern(path)
+        state = self.__state
+        with state.lock:
+            state.routes[(method.upper(), path)] = (pattern, handler)
 
     def script(self, *steps: Step, path: str | None = None) -> None:
         """Queue steps that answer the next requests instead of the routes.
@@ -230,12 +276,30 @@ class LocalServer:
 
         Args:
             *steps: The steps, in the order they should be consumed.
-            path: Only requests to this path consume the steps; ``None``
-                means requests to any path. Steps queued for a path are
-                consumed before steps queued for any path.
+            path: Only requests to this path (a decoded path or a route
+                pattern) consume the steps; ``None`` means requests to any
+                path. Steps queued for a path are consumed before steps
+                queued for any path.
+
+        Raises:
+            ValueError: If ``path`` is a malformed pattern.
         """
-        with self._lock:
-            self._scripts.setdefault(path, deque()).extend(steps)
+        pattern = PathPattern(path) if path is not None else None
+        state = self.__state
+        with state.lock:
+            state.scripts.setdefault(path, (pattern, deque()))[1].extend(steps)
+
+    def clear_script(self) -> int:
+        """Drop every scripted step not consumed yet.
+
+        Returns:
+            How many steps were dropped.
+        """
+        state = self.__state
+        with state.lock:
+            dropped = sum(len(queue) for _, queue in state.scripts.values())
+            state.scripts.clear()
+        return dropped
 
     def start(self) -> LocalServer:
         """Bind a free port on ``127.0.0.1`` and start serving.
@@ -246,16 +310,17 @@ class LocalServer:
         Raises:
             RuntimeError: If the server was already started.
         """
-        if self._httpd is not None:
+        state = self.__state
+        if state.httpd is not None:
             raise RuntimeError("LocalServer was already started")
-        self._httpd = _HTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
+        state.httpd = _HTTPServer(state)
+        state.thread = threading.Thread(
+            target=state.httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
             name=f"LocalServer {self.url}",
             daemon=True,
         )
-        self._thread.start()
+        state.thread.start()
         return self
 
     def stop(self) -> None:
@@ -264,14 +329,15 @@ class LocalServer:
         Returns promptly even while a :class:`Delay` is waiting. Stopping a
         server that is not running does nothing.
         """
-        if self._httpd is None or self._thread is None or self._stopping.is_set():
+        state = self.__state
+        if state.httpd is None or state.thread is None or state.stopping.is_set():
             return
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-        with self._lock:
-            open_connections = list(self._open)
+        state.stopping.set()
+        state.httpd.shutdown()
+        state.httpd.server_close()
+        state.thread.join()
+        with state.lock:
+            open_connections = list(state.open)
         for connection in open_connections:
             with contextlib.suppress(OSError):  # Its handler may have closed it already.
                 connection.shutdown(socket.SHUT_RDWR)
@@ -293,28 +359,51 @@ class LocalServer:
         """Stop the server."""
         self.stop()
 
-    def _opened(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections += 1
-            self._open.add(connection)
 
-    def _closed(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._open.discard(connection)
+_Route: TypeAlias = tuple[PathPattern, Handler]
+_Script: TypeAlias = tuple[PathPattern | None, deque[Step]]
 
-    def _answer(self, request: RecordedRequest) -> Reply | Reset:
+
+class _ServerState:
+    """Everything a `LocalServer` holds, kept apart so subclasses cannot clobber it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.routes: dict[tuple[str, str], _Route] = {}
+        self.scripts: dict[str | None, _Script] = {}
+        self.requests: list[RecordedRequest] = []
+        self.connections = 0
+        self.open: set[socket.socket] = set()
+        self.stopping = threading.Event()
+        self.httpd: _HTTPServer | None = None
+        self.thread: threading.Thread | None = None
+
+    def opened(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.connections += 1
+            self.open.add(connection)
+
+    def closed(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.open.discard(connection)
+
+    def answer(self, request: RecordedRequest) -> Reply | Reset:
         """Record ``request`` and decide how to answer it."""
-        with self._lock:
-            self._requests.append(request)
-            step = self._next_step(request.path)
-            handler = self._routes.get((request.method, request.path))
+        with self.lock:
+            handler, request, allowed = self._find_route(request)
+            self.requests.append(request)
+            step = self._next_step(request.raw_path)
         if isinstance(step, Delay):
-            if self._stopping.wait(step.seconds):
+            if self.stopping.wait(step.seconds):
                 return Reset()
             step = step.then
         if step is not None:
             return step
         if handler is None:
+            if allowed:
+                message = f"{request.method} is not allowed for {request.path}"
+                headers = {"Allow": ", ".join(sorted(allowed))}
+                return Reply.json({"error": {"message": message}}, status=405, headers=headers)
             message = f"no route for {request.method} {request.path}"
             return Reply.json({"error": {"message": message}}, status=404)
         try:
@@ -323,12 +412,34 @@ class LocalServer:
             message = f"route handler raised {type(error).__name__}: {error}"
             return Reply.json({"error": {"message": message}}, status=500)
 
-    def _next_step(self, path: str) -> Step | None:
-        """Pop the next scripted step for ``path``; the caller holds the lock."""
-        for key in (path, None):
-            queue = self._scripts.get(key)
-            if queue:
+    def _find_route(
+        self, request: RecordedRequest
+    ) -> tuple[Handler | None, RecordedRequest, set[str]]:
+        """The handler, the request with its path parameters, and the methods the path allows.
+
+        The caller holds the lock.
+        """
+        exact = self.routes.get((request.method, request.path))
+        if exact is not None and exact[0].is_literal:
+            return exact[1], request, set()
+        allowed: set[str] = set()
+        for (method, _), (pattern, handler) in self.routes.items():
+            values = pattern.match(request.raw_path)
+            if values is None:
+                continue
+            if method == request.method:
+                return handler, replace(request, path_params=values), set()
+            allowed.add(method)
+        return None, request, allowed
+
+    def _next_step(self, raw_path: str) -> Step | None:
+        """Pop the next scripted step for the path; the caller holds the lock."""
+        for pattern, queue in self.scripts.values():
+            if queue and pattern is not None and pattern.match(raw_path) is not None:
                 return queue.popleft()
+        anywhere = self.scripts.get(None)
+        if anywhere and anywhere[1]:
+            return anywhere[1].popleft()
         return None
 
 
@@ -337,8 +448,8 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, owner: LocalServer) -> None:
-        self.owner = owner
+    def __init__(self, state: _ServerState) -> None:
+        self.state = state
         super().__init__(("127.0.0.1", 0), _RequestHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -355,10 +466,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.owner._opened(self.connection)
+        self.server.state.opened(self.connection)
 
     def finish(self) -> None:
-        self.server.owner._closed(self.connection)
+        self.server.state.closed(self.connection)
         super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -368,12 +479,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         request = RecordedRequest(
             method=self.command,
-            path=url.path,
+            path=unquote(url.path),
             query=parse_qs(url.query, keep_blank_values=True),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=self._read_body(),
+            raw_path=url.path,
         )
-        answer = self.server.owner._answer(request)
+        answer = self.server.state.answer(request)
         if isinstance(answer, Reset):
             self._reset()
             return

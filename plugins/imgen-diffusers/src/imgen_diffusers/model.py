@@ -6,7 +6,6 @@ that resolving the backend by name stays cheap.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import importlib.util
 import os
@@ -351,6 +350,8 @@ def _empty_accelerator_caches() -> None:
 
 def _trim_c_heap() -> None:
     """Ask glibc to give freed heap pages back to the OS; other C libraries are left alone."""
+    import ctypes  # here, not at the top: discovery imports this module
+
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim(0)

@@ -9,7 +9,6 @@ cheap.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -381,6 +380,8 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
                 f"{self.model_name} answered with data that is not an image: "
                 "is it a text-to-image endpoint?"
             ) from exc
+        import asyncio  # here, not at the top: discovery imports this module
+
         # Decoding and re-encoding is CPU work: a thread keeps the loop serving other requests.
         return await asyncio.to_thread(encode_image, image, self.image_format)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 from typing import Annotated, Any, ClassVar, Literal
@@ -65,6 +64,8 @@ class EchoImageGeneration(AsyncImageGenerationModel):
             A list holding one dict: "images" (base64 strings), "format", "seeds" and
             "colours" (each image's colour as "#rrggbb").
         """
+        import asyncio  # imported on use, like Pillow: discovery imports this module
+
         seeds = [seed + k for k in range(num_generations)]
         colours = [colour_of(input, s) for s in seeds]
         # Encoding is CPU work: a worker thread keeps the event loop free for other prompts.
