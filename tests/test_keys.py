@@ -177,6 +177,29 @@ def test_keys_set_refuses_names_that_take_no_key(
     assert not (_private_user_dir / "keys.json").exists()
 
 
+def test_a_key_for_a_backend_not_installed_yet_is_stored_with_a_warning(
+    site: Path, _private_user_dir: Path
+) -> None:
+    result = invoke("keys", "set", "replicate", input=KEY)
+
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "Warning: No installed backend is named 'replicate': the key is stored for a backend "
+        "of that name to come. Backends that take a key: "
+        f"{', '.join(sorted(taking_keys()))}.\n"
+    )
+    assert stored(_private_user_dir) == {"replicate": KEY}
+
+
+def taking_keys() -> list[str]:
+    from imgen.keys import secret_field_of
+
+    infos = imgen.list_backends()
+    return [
+        i.name for i in infos if i.status == "ok" and secret_field_of(imgen.get_backend(i.name))
+    ]
+
+
 @pytest.mark.parametrize(
     ("typed", "fragment"),
     [("", "No key given"), ("  \n", "No key given"), ("sk-a\nsk-b\n", "several lines")],

@@ -189,9 +189,13 @@ def keys() -> None:
 def _key_env_var(name: str) -> str | None:
     """The environment variable of backend NAME's key field, if it has one.
 
+    A name no installed backend has is let through with a warning (its plugin may come
+    later), unless it is surely a mistake. So is a broken plugin's backend: it cannot be
+    inspected.
+
     Raises:
-        UserError: No installed backend is named NAME (with a did-you-mean), or it takes no
-            key. A broken plugin's backend is let through: it cannot be inspected.
+        UserError: NAME is an alias, a near-miss of a backend that takes a key (with a
+            did-you-mean), or a backend that takes no key.
     """
     infos = {info.name: info for info in imgen.list_backends()}
     if name in infos and infos[name].status != "ok":
@@ -209,10 +213,15 @@ def _key_env_var(name: str) -> str | None:
             if aliased
             else did_you_mean(name, takes_keys)
         )
-        raise UserError(
-            f"No installed backend is named {name!r}.{hint} "
-            f"Backends that take a key: {', '.join(takes_keys) or 'none'}."
+        listed = f"Backends that take a key: {', '.join(takes_keys) or 'none'}."
+        if hint:
+            raise UserError(f"No installed backend is named {name!r}.{hint} {listed}")
+        click.echo(
+            f"Warning: No installed backend is named {name!r}: the key is stored for a "
+            f"backend of that name to come. {listed}",
+            err=True,
         )
+        return None
     field = key_fields[name]
     if field is None:
         raise UserError(f"The {name!r} backend takes no key: it has no secret field.")
