@@ -23,6 +23,7 @@ from pydantic import (
 
 from imgen.docstrings import Docstring, parse_google_docstring
 from imgen.errors import InvalidInputError
+from imgen.keys import fill_stored_key
 from imgen.retry import RetryPolicy, is_transient
 from imgen.runtime_parameters import (
     RuntimeParameter,
@@ -81,6 +82,7 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
         except ValidationError as exc:
             # pydantic's message would echo every input value, secrets included.
             raise validation_error(exc, type(self)) from None
+        fill_stored_key(self)  # after the environment: `imgen keys set BACKEND`
 
     def __repr_args__(self) -> Any:
         fields = type(self).model_fields

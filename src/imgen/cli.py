@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 import imgen
+from imgen.cli_logs import logged, logs
 from imgen.cli_options import (
     FIELDS_OPTION,
     GENERATION_KWARGS_OPTION,
@@ -36,6 +37,8 @@ from imgen.cli_options import (
     build_model,
     set_debug,
 )
+from imgen.cli_user import choose_generate_model, keys, models, paths, plain_warnings
+from imgen.command_log import current_log
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import GenerationError
 from imgen.outputs import image_metadata
@@ -88,6 +91,11 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 def main(ctx: click.Context, debug: bool) -> None:
     """Generate images with any installed imgen backend."""
     set_debug(ctx, debug)
+    ctx.with_resource(plain_warnings())
+
+
+for _command in (keys, logs, models, paths):
+    main.add_command(_command)
 
 
 def _echo_json(data: Any) -> None:
@@ -289,13 +297,10 @@ def info(backend: str, as_json: bool) -> None:
 # -- imgen generate ------------------------------------------------------------------------
 
 
-def _nonblank_prompts(
-    ctx: click.Context, param: click.Parameter, prompts: tuple[str, ...]
-) -> list[str]:
+def _check_prompts(prompts: list[str]) -> None:
     for position, prompt in enumerate(prompts, 1):
         if not prompt.strip():
             raise UserError(f"PROMPT {position} is empty: describe the image to generate.")
-    return list(prompts)
 
 
 def _slug(prompt: str) -> str:
@@ -367,8 +372,8 @@ def _status(message: str, stream: TextIO) -> Iterator[None]:
 
 
 @main.command()
-@click.argument("model")
-@click.argument("prompts", metavar="PROMPT...", nargs=-1, required=True, callback=_nonblank_prompts)
+@click.argument("model", metavar="[MODEL]", required=False)
+@click.argument("prompts", metavar="PROMPT...", nargs=-1)
 @NUM_GENERATIONS_OPTION
 @click.option(
     "-o",
@@ -380,9 +385,10 @@ def _status(message: str, stream: TextIO) -> Iterator[None]:
 @GENERATION_KWARGS_OPTION
 @FIELDS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per image.")
+@logged("generate")
 def generate(
-    model: str,
-    prompts: list[str],
+    model: str | None,
+    prompts: Sequence[str],
     num_generations: int,
     output_dir: Path,
     generation_kwargs: tuple[tuple[str, Any], ...],
@@ -391,9 +397,12 @@ def generate(
 ) -> None:
     """Generate images for each PROMPT and print the paths written.
 
-    MODEL is a spec (`backend:model-id`), an alias, or a saved .json/.yaml model config. Files
-    are named after the prompt (`a-red-fox-0.png`) and never overwrite existing ones.
+    MODEL is a spec (`backend:model-id`), an alias, or a saved .json/.yaml model config; left
+    out, the default model is used (`imgen models default`). Files are named after the prompt
+    (`a-red-fox-0.png`) and never overwrite existing ones.
     """
+    model, prompts = choose_generate_model(model, list(prompts))
+    _check_prompts(prompts)
     built = build_model(model, dict(fields), dict(generation_kwargs))
     spec = built.spec
     count = len(prompts) * num_generations
@@ -409,6 +418,7 @@ def generate(
         for index, (b64, metadata) in enumerate(_images_with_metadata(output or [])):
             path, used = _write_new_image(b64, output_dir, stem, next_index.get(stem, 0))
             next_index[stem] = used + 1
+            current_log().image_written(path, metadata)
             if not as_json:
                 click.echo(str(path))
                 continue

@@ -21,6 +21,7 @@ import click
 from pydantic import SecretBytes, SecretStr
 
 import imgen
+from imgen.command_log import current_log
 from imgen.errors import (
     BackendConflictError,
     ConfigurationError,
@@ -46,6 +47,8 @@ __all__ = [
     "PluginProblem",
     "UserError",
     "build_model",
+    "error_line",
+    "is_config_path",
     "parse_value",
     "set_debug",
 ]
@@ -136,7 +139,8 @@ FIELDS_OPTION = click.option(
 """The `-O FIELD=VALUE` option: model fields, as a tuple of (field, value) pairs."""
 
 
-def _is_config_path(model: str) -> bool:
+def is_config_path(model: str) -> bool:
+    """Whether MODEL names a saved model config (.json, .yaml, .yml) rather than a spec."""
     path = Path(model)
     # `backend:org/name.json` is a spec unless such a file exists.
     return path.suffix.lower() in SUFFIXES and (":" not in model or path.exists())
@@ -163,13 +167,14 @@ def build_model(
         InvalidInputError: A bad spec, field or generation kwarg, named in the message.
         ConfigurationError: The config file is missing, unreadable or malformed.
     """
-    if _is_config_path(model):
+    if is_config_path(model):
         built = imgen.load_model({**read_config(model), **(fields or {})})
     else:
         built = imgen.get_model(model, **(fields or {}))
     if generation_kwargs:
         built.set_runtime_parameters({"generation_kwargs": dict(generation_kwargs)})
     _remember_secrets(built)
+    current_log().model_built(built)
     return built
 
 
@@ -204,6 +209,13 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ImgenError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def error_line(exc: BaseException, ctx: click.Context) -> str:
+    """The one line a command prints for `exc`, known secrets masked (without `Error: `)."""
+    if isinstance(exc, click.ClickException):
+        return _masked(exc.format_message(), ctx)
+    return " ".join(_masked(_describe(exc), ctx).split())
 
 
 def _module_exists(name: str) -> bool:
@@ -254,14 +266,21 @@ class ImgenGroup(click.Group):
         """Run the command; turn any exception into one line on stderr and an exit code."""
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except click.ClickException as exc:
+            masked = _masked(exc.message, ctx)  # e.g. failures recorded by on_error="record"
+            if masked == exc.message:
+                raise
+            replacement = click.ClickException(masked)
+            replacement.exit_code = exc.exit_code  # type: ignore[misc]  # as the original's
+            raise replacement from None
+        except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
                 raise  # click itself exits quietly when the reader of stdout went away
             if ctx.meta.get(_DEBUG_KEY):
                 click.echo(_masked("".join(traceback.format_exception(exc)), ctx), err=True)
-            message = " ".join(_masked(_describe(exc), ctx).split())
+            message = error_line(exc, ctx)
             if isinstance(exc, _USER_ERRORS):
                 raise UserError(message) from exc
             hint = "" if ctx.meta.get(_DEBUG_KEY) else " (rerun with --debug for the traceback)"

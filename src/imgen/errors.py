@@ -45,15 +45,16 @@ class ConfigurationError(ImgenError):
 
 
 class MissingCredentialsError(ConfigurationError):
-    """A backend needs a secret that is neither set on the model nor in its environment variable."""
+    """A backend needs a secret: none was set on the model, in its environment, or stored."""
 
     def __init__(self, backend: str, field: str, env_var: str | None) -> None:
         self.backend = backend
         self.field = field
         self.env_var = env_var
-        where = f"set the environment variable {env_var}, or " if env_var else ""
+        where = f"set the environment variable {env_var}, " if env_var else ""
         super().__init__(
-            f"The {backend!r} backend needs an API key: {where}set the model field {field} "
+            f"The {backend!r} backend needs an API key: {where}store it with "
+            f"`imgen keys set {backend}`, or set the model field {field} "
             f"(in Python {field}=..., on the command line -O {field}=...)."
         )
 

@@ -78,7 +78,7 @@ def decode_image(b64: str) -> Image:
     return img
 
 
-def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+def write_atomically(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o666) -> None:
     """Replace `path` with `data` in one step: after a crash it holds the old bytes or the new.
 
     The bytes go to a temporary file beside it (`.<name>.<random>.tmp`), which is renamed into
@@ -89,10 +89,12 @@ def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
         data: Its new content.
         durable: fsync the bytes before the rename. Pass False when the caller makes many
             files durable at once (`imgen.batch` does, once per group of images).
+        mode: The permissions the file is created with (less the umask): 0o600 keeps a
+            secret private from its first byte on.
     """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # O_EXCL claims a fresh name; mode 0o666 lets the umask decide, as for any new file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    # O_EXCL claims a fresh name. The mode (less the umask) is set at creation, never after.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

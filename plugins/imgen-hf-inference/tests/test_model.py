@@ -300,6 +300,25 @@ def test_reloaded_model_keeps_the_environment_keys_provenance(
     assert "authorization" not in sent(server)[0].headers
 
 
+def test_a_stored_token_is_treated_like_the_environment_one(
+    make_model: ModelFactory, server: LocalServer
+) -> None:
+    from imgen.keys import set_key
+
+    set_key("hf-inference", "hf_stored")  # what `imgen keys set hf-inference` does
+
+    model = make_model()
+    model.generate(["a cat"])
+    with InferenceEndpointsImageGeneration(
+        base_url="https://abc123.us-east-1.aws.endpoints.huggingface.cloud"
+    ) as trusted:
+        assert trusted._client is not None and trusted._client.token == "hf_stored"
+
+    assert model.api_key is not None and model.api_key.get_secret_value() == "hf_stored"
+    assert "authorization" not in sent(server)[0].headers  # another host: withheld
+    assert "hf_stored" not in repr(model) + json.dumps(model.dump())
+
+
 def test_environment_token_goes_to_hugging_face_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     # Hugging Face is unreachable from the tests, so look at the client load() built.
     monkeypatch.setenv("HF_TOKEN", ENV_TOKEN)

@@ -354,6 +354,24 @@ def test_key_and_base_url_come_from_the_environment(
     assert api.generations[0].headers["authorization"] == "Bearer sk-from-env"
 
 
+def test_a_stored_key_is_used_when_the_environment_has_none(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgen.keys import set_key
+
+    set_key("openai", "sk-stored")  # what `imgen keys set openai` does
+
+    with OpenAIImageGeneration(base_url=api.base_url) as model:
+        model.generate(["a red fox"])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")  # the environment comes first
+    with OpenAIImageGeneration(base_url=api.base_url) as model:
+        model.generate(["a red fox"])
+
+    sent = [request.headers["authorization"] for request in api.generations]
+    assert sent == ["Bearer sk-stored", "Bearer sk-from-env"]
+    assert "sk-stored" not in repr(model) + json.dumps(model.dump())
+
+
 def test_key_never_leaks(
     make_model: MakeModel,
     api: Any,

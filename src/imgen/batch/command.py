@@ -11,12 +11,15 @@ import click
 from imgen.batch.engines import ENGINE_NAMES
 from imgen.batch.job import run_batch
 from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.cli_logs import logged
 from imgen.cli_options import (
     FIELDS_OPTION,
     GENERATION_KWARGS_OPTION,
     NUM_GENERATIONS_OPTION,
     build_model,
 )
+from imgen.cli_user import choose_batch_model
+from imgen.command_log import current_log
 
 __all__ = ["batch"]
 
@@ -25,12 +28,15 @@ _INTERRUPTED_EXIT_CODE = 130
 
 
 def _echo(summary: BatchSummary, as_json: bool) -> None:
+    current_log().batch_finished(summary)
     click.echo(json.dumps(summary.to_dict(), default=str) if as_json else str(summary))
 
 
 @click.command()
-@click.argument("model")
-@click.argument("prompts_file", type=click.Path(path_type=Path))
+@click.argument("model", metavar="[MODEL]", required=False)
+@click.argument(
+    "prompts_file", metavar="PROMPTS_FILE", required=False, type=click.Path(path_type=Path)
+)
 @click.option(
     "-o",
     "--output-dir",
@@ -57,10 +63,11 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Replace a dataset that another job made in DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
+@logged("batch")
 def batch(
     ctx: click.Context,
-    model: str,
-    prompts_file: Path,
+    model: str | None,
+    prompts_file: Path | None,
     output_dir: Path,
     num_generations: int,
     generation_kwargs: tuple[tuple[str, Any], ...],
@@ -77,8 +84,9 @@ def batch(
     rows go into the metadata. DIR becomes a Hugging Face imagefolder dataset:
     datasets.load_dataset("imagefolder", data_dir=DIR) loads it. Run the same command again to
     resume: finished rows are skipped and failed ones retried. Exit code 1 when rows failed,
-    130 when interrupted.
+    130 when interrupted. Without MODEL, the default model is used (`imgen models default`).
     """
+    model, prompts_file = choose_batch_model(model, prompts_file)
     built = build_model(model, dict(fields), dict(generation_kwargs))
     try:
         summary = run_batch(
