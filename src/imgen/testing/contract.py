@@ -68,13 +68,17 @@ class BackendContract:
             assert isinstance(result, dict)
             images = result["images"]
             assert isinstance(images, list) and len(images) == self.num_generations
-            for b64 in images:
+            # One format for every image, or a list of them aligned with the images.
+            formats = result.get("format")
+            if not isinstance(formats, list):
+                formats = [formats] * len(images)
+            assert len(formats) == len(images), "a list of formats is aligned with the images"
+            for b64, declared in zip(images, formats, strict=True):
                 assert isinstance(b64, str)
                 decode_image(b64)  # raises if the bytes are not an image
-                if "format" in result:
-                    declared = str(result["format"]).lower()
-                    detected = detect_format(decode_bytes(b64))
-                    assert _FORMAT_ALIASES.get(declared, declared) == detected
+                if declared is not None:
+                    name = str(declared).lower()
+                    assert _FORMAT_ALIASES.get(name, name) == detect_format(decode_bytes(b64))
 
     def test_empty_batch(self, model: ImageGenerationModel) -> None:
         assert model.generate_outputs([], **self.generation_kwargs) == []
