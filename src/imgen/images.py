@@ -59,7 +59,7 @@ ImageFormat = Literal["png", "jpeg", "webp"]
 """The formats a backend offers to encode its images in."""
 
 DEFAULT_QUALITY = 90
-"""JPEG and WebP quality unless set: visually lossless for most images, a third of q100's size."""
+"""JPEG and WebP quality unless set: little visible loss, at about 60% of quality 95's size."""
 
 # Extension written for each detected format.
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
