@@ -18,7 +18,7 @@ import statistics
 import time
 from typing import TYPE_CHECKING
 
-from bench.harness import Row
+from bench.harness import Row, imgen_throughput
 from bench.pictures import REPLY_JPEG_QUALITY, encoded, photo_like
 from imgen.testing import LocalServer, Reply
 from imgen_hf_inference import InferenceEndpointsImageGeneration
@@ -30,14 +30,6 @@ REQUESTS = 500
 CONCURRENCY = 32
 ROUNDS = 5
 ENDPOINT = "/endpoint"
-
-
-async def _imgen(model: InferenceEndpointsImageGeneration, prompts: list[str]) -> float:
-    start = time.perf_counter()
-    outputs = await model.agenerate_outputs(prompts)
-    elapsed = time.perf_counter() - start
-    assert len(outputs) == len(prompts)
-    return len(prompts) / elapsed
 
 
 async def _bare(client: AsyncInferenceClient, prompts: list[str], decode: bool) -> float:
@@ -74,10 +66,10 @@ def throughput(reply: bytes, content_type: str, decode: bool, rounds: int) -> tu
             # Like the model, the bare client keeps one connection pool for every round.
             async with AsyncInferenceClient(base_url=base_url) as client:
                 # Warm-up: event loops, connection pools and the SDK's lazy imports.
-                await _imgen(model, prompts[:CONCURRENCY])
+                await imgen_throughput(model, prompts[:CONCURRENCY])
                 await _bare(client, prompts[:CONCURRENCY], decode)
                 for _ in range(rounds):
-                    ours.append(await _imgen(model, prompts))
+                    ours.append(await imgen_throughput(model, prompts))
                     bare.append(await _bare(client, prompts, decode))
             return ours, bare
 

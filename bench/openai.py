@@ -15,7 +15,7 @@ import statistics
 import time
 from typing import TYPE_CHECKING
 
-from bench.harness import Row
+from bench.harness import Row, imgen_throughput
 from bench.pictures import encoded, photo_like
 from imgen.images import encode_bytes
 from imgen.testing import LocalServer, Reply
@@ -35,14 +35,6 @@ def _serve_images(server: LocalServer) -> None:
     small_png = encoded(photo_like().resize((16, 16)), "png")
     reply = Reply.json({"created": 0, "data": [{"b64_json": encode_bytes(small_png)}]})
     server.route("POST", "/v1/images/generations", lambda request: reply)
-
-
-async def _imgen(model: OpenAIImageGeneration, prompts: list[str]) -> float:
-    start = time.perf_counter()
-    outputs = await model.agenerate_outputs(prompts)
-    elapsed = time.perf_counter() - start
-    assert len(outputs) == len(prompts)
-    return len(prompts) / elapsed
 
 
 async def _bare(client: AsyncOpenAI, prompts: list[str]) -> float:
@@ -77,10 +69,10 @@ def throughput(rounds: int = ROUNDS) -> Row:
             # Like the model, the bare client keeps one connection pool for every round.
             async with AsyncOpenAI(api_key=API_KEY, base_url=base_url, max_retries=0) as client:
                 # Warm-up: event loops, connection pools and the SDK's lazy imports.
-                await _imgen(model, prompts[:CONCURRENCY])
+                await imgen_throughput(model, prompts[:CONCURRENCY])
                 await _bare(client, prompts[:CONCURRENCY])
                 for _ in range(rounds):
-                    ours.append(await _imgen(model, prompts))
+                    ours.append(await imgen_throughput(model, prompts))
                     bare.append(await _bare(client, prompts))
             return ours, bare
 

@@ -160,7 +160,7 @@ class EncodedImage:
         `PIL.Image.open(BytesIO(data))` reads only the header: until its pixels are loaded
         (which any change to them needs) the image holds `data`, and `data` is exactly its
         pixels. SDKs that hand out such images (huggingface_hub's `text_to_image` does) thus
-        give the bytes as received, at no cost.
+        give the bytes as received, with nothing decoded.
         """
         source = getattr(image, "fp", None)
         if not isinstance(source, io.BytesIO):
@@ -201,9 +201,10 @@ class EncodedImage:
 class ImageEncoding:
     """How pixels become bytes: the format and its compression.
 
-    The PNG default was measured on a photo-like 1024x1024 image (`python -m bench images`,
-    quoted in the docs' benchmarks page): zlib's run-length strategy encodes it about as fast
-    as level 1 and as small as level 6, which is five times slower.
+    The PNG default comes from measuring speed against size on a photo-like 1024x1024 image
+    (`python -m bench images`, quoted on the docs' output contract page): zlib's run-length
+    strategy encodes it as fast as level 1 and smaller than level 6, which takes nearly six
+    times as long.
 
     Attributes:
         format: "png", "jpeg" or "webp"; any other format Pillow writes ("gif", "bmp"...)
