@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.harness import Row
 
-SUITES = ["core", "registry", "cli", "openai", "diffusers", "batch"]
+SUITES = ["core", "registry", "cli", "images", "openai", "hf_inference", "diffusers", "batch"]
 REPORT = Path(__file__).parent.parent / "docs" / "benchmarks.md"
 INTRO = """\
 # Benchmarks

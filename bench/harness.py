@@ -8,6 +8,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imgen import AsyncImageGenerationModel
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,12 @@ def processes_side_by_side(
         return run
 
     return side_by_side(once(subject), once(baseline), runs)
+
+
+async def imgen_throughput(model: AsyncImageGenerationModel, prompts: list[str]) -> float:
+    """Prompts per second of one `agenerate_outputs` batch (one image each)."""
+    start = time.perf_counter()
+    outputs = await model.agenerate_outputs(prompts)
+    elapsed = time.perf_counter() - start
+    assert len(outputs) == len(prompts)
+    return len(prompts) / elapsed

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 import imgen
-from imgen.errors import GenerationError
-from imgen.images import decode_image
+from imgen.errors import GenerationError, InvalidInputError
+from imgen.images import decode_bytes, decode_image, encode_bytes
 from imgen.testing import AsyncFakeImageGeneration, BackendContract, FakeImageGeneration
 
 
@@ -54,3 +54,32 @@ def test_failure_rate_is_seeded_and_retryable() -> None:
     assert len(Patient(failure_rate=0.5, max_retries=20).generate(prompts)) == 40
     with pytest.raises(GenerationError):
         AsyncFakeImageGeneration(failure_rate=1.0, max_retries=0).generate(["x"])
+
+
+def test_compression_fields_change_the_bytes_not_the_pixels() -> None:
+    def image(**fields: object) -> bytes:
+        with FakeImageGeneration(width=96, height=96, **fields) as model:
+            [[output]] = model.generate_outputs(["a fox"])
+        return decode_bytes(output["images"][0])
+
+    stored, smallest, default = image(compression_level=0), image(compression_level=9), image()
+    assert len(stored) > len(default) and len(stored) > len(smallest)
+    assert {decode_image(encode_bytes(d)).tobytes() for d in (stored, smallest, default)} == {
+        decode_image(encode_bytes(default)).tobytes()
+    }
+    assert len(image(image_format="jpeg", image_quality=5)) < len(
+        image(image_format="jpeg", image_quality=95)
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"compression_level": 10}, "compression_level"),
+        ({"image_quality": 0}, "image_quality"),
+        ({"image_format": "gif"}, "image_format"),
+    ],
+)
+def test_bad_encoding_fields_are_named(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        FakeImageGeneration(**fields)

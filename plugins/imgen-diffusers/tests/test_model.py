@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,14 @@ import torch
 from diffusers import AutoPipelineForText2Image
 
 from imgen.errors import ConfigurationError, InvalidInputError
-from imgen.images import decode_bytes, decode_image, detect_format, encode_image
+from imgen.images import (
+    ImageEncoding,
+    decode_bytes,
+    decode_image,
+    detect_format,
+    encode_bytes,
+    encode_image,
+)
 from imgen_diffusers import DiffusersImageGeneration
 from imgen_diffusers.testing import build_tiny_pipeline
 
@@ -205,6 +213,90 @@ def test_image_format(make_model: Any, fast_kwargs: dict[str, Any], image_format
     outputs = make_model(image_format=image_format).generate_outputs(["a red fox"], **fast_kwargs)
     assert outputs[0][0]["format"] == image_format
     assert detect_format(decode_bytes(outputs[0][0]["images"][0])) == image_format
+
+
+def test_compression_fields_change_the_bytes_never_the_pixels(
+    make_model: Any, fast_kwargs: dict[str, Any]
+) -> None:
+    def first_image(**fields: Any) -> bytes:
+        outputs = make_model(**fields).generate_outputs(["a red fox"], seed=1, **fast_kwargs)
+        return decode_bytes(outputs[0][0]["images"][0])
+
+    stored, smallest, default = (
+        first_image(compression_level=0),
+        first_image(compression_level=9),
+        first_image(),
+    )
+    assert len(stored) > len(default) and len(stored) > len(smallest)
+    assert (
+        len(
+            {
+                np.asarray(decode_image(encode_bytes(d))).tobytes()
+                for d in (stored, smallest, default)
+            }
+        )
+        == 1
+    )
+    coarse = first_image(image_format="jpeg", image_quality=5)
+    fine = first_image(image_format="jpeg", image_quality=95)
+    assert detect_format(coarse) == detect_format(fine) == "jpeg"
+    assert len(coarse) < len(fine)
+
+
+def test_the_next_batch_is_denoised_while_the_last_is_encoded(
+    make_model: Any, fast_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every image's encoding waits for the second pipeline call to start denoising.
+
+    Were images encoded on the generation thread, that call could never start: the wait would
+    time out and the test fail.
+    """
+    model = make_model(batch_size=2)
+    steps = fast_kwargs["num_inference_steps"]  # one UNet call per step (guidance is batched)
+    unet_calls = 0
+    second_batch_denoising = threading.Event()
+
+    def count_unet_call(module: Any, args: Any) -> None:
+        nonlocal unet_calls
+        unet_calls += 1
+        if unet_calls > steps:
+            second_batch_denoising.set()
+
+    encode = ImageEncoding.encode
+    waited: list[bool] = []
+    threads: set[str] = set()
+
+    def encode_after_the_second_batch_starts(self: ImageEncoding, image: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        waited.append(second_batch_denoising.wait(timeout=20))
+        return encode(self, image)
+
+    monkeypatch.setattr(ImageEncoding, "encode", encode_after_the_second_batch_starts)
+    hook = model.pipeline.unet.register_forward_pre_hook(count_unet_call)
+    try:
+        outputs = model.generate_outputs(["a red fox", "the blue house"], 2, seed=5, **fast_kwargs)
+    finally:
+        hook.remove()
+    assert waited == [True] * 4
+    assert "MainThread" not in threads
+    assert unet_calls == 2 * steps
+    # Output order is that of the prompts and seeds, whatever order the threads finished in.
+    unpatched = make_model(batch_size=4).generate_outputs(
+        ["a red fox", "the blue house"], 2, seed=5, **fast_kwargs
+    )
+    assert [o[0]["seeds"] for o in outputs] == [[5, 6], [7, 8]]
+    assert images_of(outputs) == images_of(unpatched)
+
+
+def test_an_encoding_failure_is_raised(
+    make_model: Any, fast_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: ImageEncoding, image: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ImageEncoding, "encode", fail)
+    with pytest.raises(OSError, match="disk full"):
+        make_model(batch_size=1).generate_outputs(PROMPTS, 2, **fast_kwargs)
 
 
 def test_generation_prints_no_progress_bars(

@@ -21,7 +21,7 @@ from imgen.errors import (
     InvalidInputError,
     MissingCredentialsError,
 )
-from imgen.images import decode_bytes, decode_image, detect_format
+from imgen.images import decode_bytes, decode_image, detect_format, encode_bytes
 from imgen.testing import Delay, LocalServer, RecordedRequest, Reply, Reset
 from imgen.testing.fake import fake_image
 from imgen_hf_inference import InferenceEndpointsImageGeneration, InferenceRequestError
@@ -114,13 +114,96 @@ async def test_async_batch_from_the_callers_loop(
 # -- what comes back -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("image_format", ["png", "jpeg", "webp"])
-def test_images_are_encoded_in_image_format(make_model: ModelFactory, image_format: str) -> None:
-    model = make_model(image_format=image_format)
-    [[output]] = model.generate(["a cat"], width=16, height=8)
+def photo_reply(image_format: str, seed: int) -> bytes:
+    """A noisy 64x64 image in `image_format` (JPEG and WebP at quality 70, so really lossy)."""
+    import io
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    pixels = Image.frombytes("RGB", (64, 64), rng.randbytes(64 * 64 * 3))
+    buffer = io.BytesIO()
+    pixels.save(buffer, format=image_format.upper(), quality=70)
+    return buffer.getvalue()
+
+
+def serve(server: LocalServer, image_format_of_seed: Callable[[int], str]) -> dict[int, bytes]:
+    """Answer each request with a photo-like image in the format chosen by its seed.
+
+    Returns:
+        The bytes served, by seed.
+    """
+    served: dict[int, bytes] = {}
+
+    def answer(request: RecordedRequest) -> Reply:
+        seed = request.json()["parameters"]["seed"]
+        image_format = image_format_of_seed(seed)
+        served[seed] = photo_reply(image_format, seed)
+        return Reply(body=served[seed], headers={"Content-Type": f"image/{image_format}"})
+
+    server.route("POST", ENDPOINT, answer)
+    return served
+
+
+@pytest.mark.parametrize("image_format", ["jpeg", "png", "webp"])
+def test_images_pass_through_byte_for_byte_in_their_own_format(
+    model: InferenceEndpointsImageGeneration, server: LocalServer, image_format: str
+) -> None:
+    served = serve(server, lambda seed: image_format)
+    [[output]] = model.generate(["a cat"], num_generations=2, seed=4)
     assert output["format"] == image_format
-    data = decode_bytes(output["images"][0])
-    assert detect_format(data) == image_format
+    assert [decode_bytes(b64) for b64 in output["images"]] == [served[4], served[5]]
+
+
+def test_image_format_equal_to_the_servers_keeps_the_bytes(
+    make_model: ModelFactory, server: LocalServer
+) -> None:
+    served = serve(server, lambda seed: "jpeg")
+    [[output]] = make_model(image_format="jpeg", image_quality=5).generate(["a cat"], seed=1)
+    assert output["format"] == "jpeg"
+    assert decode_bytes(output["images"][0]) == served[1]  # not re-encoded at quality 5
+
+
+def test_other_image_format_converts_the_servers_pixels(
+    make_model: ModelFactory, server: LocalServer
+) -> None:
+    served = serve(server, lambda seed: "jpeg")
+    [[output]] = make_model(image_format="png").generate(["a cat"], seed=1)
+    assert output["format"] == "png"
+    assert detect_format(decode_bytes(output["images"][0])) == "png"
+    # Lossless: exactly the pixels the server's JPEG decodes to.
+    expected = decode_image(encode_bytes(served[1])).tobytes()
+    assert decode_image(output["images"][0]).tobytes() == expected
+
+
+@pytest.mark.parametrize("image_format", ["jpeg", "webp"])
+def test_conversion_uses_image_quality(
+    make_model: ModelFactory, server: LocalServer, image_format: str
+) -> None:
+    serve(server, lambda seed: "png")
+
+    def size(quality: int) -> int:
+        model = make_model(image_format=image_format, image_quality=quality)
+        [[output]] = model.generate(["a cat"], seed=1)
+        assert output["format"] == image_format
+        return len(decode_bytes(output["images"][0]))
+
+    assert size(5) < size(95)
+
+
+def test_images_of_different_formats_are_each_named(
+    model: InferenceEndpointsImageGeneration, server: LocalServer
+) -> None:
+    served = serve(server, lambda seed: "jpeg" if seed % 2 else "png")
+    [[output]] = model.generate(["a cat"], num_generations=3, seed=0)
+    assert output["format"] == ["png", "jpeg", "png"]
+    assert [decode_bytes(b64) for b64 in output["images"]] == [served[0], served[1], served[2]]
+
+
+def test_default_png_replies_keep_their_size(model: InferenceEndpointsImageGeneration) -> None:
+    [[output]] = model.generate(["a cat"], width=16, height=8)
+    assert output["format"] == "png"
     assert decode_image(output["images"][0]).size == (16, 8)
 
 

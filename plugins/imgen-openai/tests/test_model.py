@@ -17,7 +17,7 @@ import pytest
 
 import imgen
 from imgen.errors import GenerationError, InvalidInputError, MissingCredentialsError
-from imgen.images import decode_bytes, detect_format
+from imgen.images import decode_bytes, detect_format, encode_bytes
 from imgen.testing import Delay, Reply, Reset
 from imgen_openai import OpenAIImageGeneration, OpenAIRequestError
 
@@ -114,6 +114,53 @@ def test_format_comes_from_the_response(model: OpenAIImageGeneration) -> None:
 
     assert result["format"] == "jpeg"
     assert detect_format(decode_bytes(result["images"][0])) == "jpeg"
+
+
+def photo(image_format: str) -> bytes:
+    """A noisy 32x32 image: what a lossy format would visibly change if it re-encoded it."""
+    import io
+    import random
+
+    from PIL import Image
+
+    pixels = Image.frombytes("RGB", (32, 32), random.Random(0).randbytes(32 * 32 * 3))
+    buffer = io.BytesIO()
+    pixels.save(buffer, format=image_format.upper(), quality=70)
+    return buffer.getvalue()
+
+
+def test_b64_images_pass_through_as_sent_in_their_real_format(
+    model: OpenAIImageGeneration, api: Any
+) -> None:
+    sent_b64 = encode_bytes(photo("jpeg"))
+    # The response claims png: the bytes say jpeg, and the bytes are what the user gets.
+    reply = {"created": 0, "output_format": "png", "data": [{"b64_json": sent_b64}]}
+    api.server.script(Reply.json(reply))
+    [[result]] = model.generate(["a red fox"])
+    assert result["images"] == [sent_b64]
+    assert result["format"] == "jpeg"
+
+
+def test_downloaded_images_pass_through_as_sent_in_their_real_format(
+    model: OpenAIImageGeneration, api: Any
+) -> None:
+    webp = photo("webp")
+    api.server.route("GET", "/images/photo", lambda request: Reply(body=webp))
+    reply = {"created": 0, "data": [{"url": api.server.url + "/images/photo"}]}
+    api.server.script(Reply.json(reply))
+    [[result]] = model.generate(["a red fox"], response_format="url")
+    assert [decode_bytes(b64) for b64 in result["images"]] == [webp]
+    assert result["format"] == "webp"
+
+
+def test_a_format_the_bytes_do_not_tell_comes_from_the_response(
+    model: OpenAIImageGeneration, api: Any
+) -> None:
+    svg = encode_bytes(b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>')
+    reply = {"created": 0, "output_format": "svg", "data": [{"b64_json": svg}]}
+    api.server.script(Reply.json(reply))
+    [[result]] = model.generate(["a red fox"], output_format="svg")
+    assert result == {"images": [svg], "format": "svg", "revised_prompts": [None]}
 
 
 def test_url_mode_downloads_each_image(model: OpenAIImageGeneration, api: Any) -> None:

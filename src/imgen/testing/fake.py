@@ -7,23 +7,36 @@ bytes. `latency` and `failure_rate` let dry runs exercise concurrency, retries a
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import time
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
 from imgen.errors import RetryableError
-from imgen.images import encode_bytes
+from imgen.images import (
+    EncodedImage,
+    ImageEncoding,
+    ImageEncodingFields,
+    ImageFormat,
+    images_output,
+    keep_or_encode,
+    keep_or_encode_async,
+)
 
-__all__ = ["AsyncFakeImageGeneration", "FakeImageGeneration", "fake_image"]
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
-ImageFormat = Literal["png", "jpeg", "webp"]
+__all__ = ["AsyncFakeImageGeneration", "FakeImageGeneration", "fake_image", "fake_pixels"]
 
 
 def fake_image(prompt: str, seed: int, width: int, height: int, image_format: ImageFormat) -> bytes:
+    """The bytes of `fake_pixels`, encoded in `image_format` at the default compression."""
+    return ImageEncoding(image_format).encode(fake_pixels(prompt, seed, width, height)).data
+
+
+def fake_pixels(prompt: str, seed: int, width: int, height: int) -> Image:
     """A deterministic image: two colours and a band, all derived from the prompt and seed."""
     from PIL import Image, ImageDraw
 
@@ -33,13 +46,13 @@ def fake_image(prompt: str, seed: int, width: int, height: int, image_format: Im
     ImageDraw.Draw(image).rectangle(
         (band[1], band[0], band[1] + width // 2, band[0] + height // 3), fill=tuple(digest[5:8])
     )
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format.upper())
-    return buffer.getvalue()
+    return image
 
 
-class _FakeSettings(BaseModel):
+class _FakeSettings(ImageEncodingFields):
     """Fields and image making shared by the sync and async fake backends.
+
+    `compression_level` and `image_quality` come from `imgen.images.ImageEncodingFields`.
 
     Attributes:
         model: A free-form model id, recorded in outputs; it does not change the images.
@@ -74,17 +87,15 @@ class _FakeSettings(BaseModel):
         if self.failure_rate and self._failures.random() < self.failure_rate:
             raise RetryableError(f"fake transient failure for {prompt[:40]!r}")
 
-    def _images(self, prompt: str, num_generations: int, seed: int) -> list[dict[str, Any]]:
-        images = []
-        for k in range(num_generations):
-            if self.cpu_seconds:
-                deadline = time.process_time() + self.cpu_seconds
-                while time.process_time() < deadline:
-                    pass
-            data = fake_image(prompt, seed + k, self.width, self.height, self.image_format)
-            images.append(encode_bytes(data))
-        seeds = list(range(seed, seed + num_generations))
-        return [{"images": images, "format": self.image_format, "seeds": seeds}]
+    def _pixels(self, prompt: str, seed: int) -> Image:
+        if self.cpu_seconds:
+            deadline = time.process_time() + self.cpu_seconds
+            while time.process_time() < deadline:
+                pass
+        return fake_pixels(prompt, seed, self.width, self.height)
+
+    def _output(self, images: list[EncodedImage], seed: int) -> list[dict[str, Any]]:
+        return [{**images_output(images), "seeds": list(range(seed, seed + len(images)))}]
 
 
 class FakeImageGeneration(_FakeSettings, ImageGenerationModel):
@@ -115,7 +126,12 @@ class FakeImageGeneration(_FakeSettings, ImageGenerationModel):
             if self.latency:
                 time.sleep(self.latency)
             self._maybe_fail(prompt)
-            outputs.append(self._images(prompt, num_generations, seed))
+            encoding = self.image_encoding(self.image_format)
+            images = [
+                keep_or_encode(self._pixels(prompt, seed + k), encoding)
+                for k in range(num_generations)
+            ]
+            outputs.append(self._output(images, seed))
         return outputs
 
 
@@ -147,4 +163,9 @@ class AsyncFakeImageGeneration(_FakeSettings, AsyncImageGenerationModel):
 
             await asyncio.sleep(self.latency)
         self._maybe_fail(input)
-        return self._images(input, num_generations, seed)
+        encoding = self.image_encoding(self.image_format)
+        images = [
+            await keep_or_encode_async(self._pixels(input, seed + k), encoding)
+            for k in range(num_generations)
+        ]
+        return self._output(images, seed)

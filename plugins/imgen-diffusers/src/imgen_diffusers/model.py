@@ -19,14 +19,13 @@ from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 
 from imgen import ImageGenerationModel
 from imgen.errors import ConfigurationError
-from imgen.images import encode_image
+from imgen.images import BackgroundEncoder, ImageEncodingFields, ImageFormat, images_output
 
 if TYPE_CHECKING:
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 __all__ = ["DiffusersImageGeneration"]
 
-ImageFormat = Literal["png", "jpeg", "webp"]
 TorchDtype = Literal["auto", "float32", "float16", "bfloat16"]
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -64,13 +63,14 @@ ImageSide = Annotated[int, Field(gt=0), AfterValidator(_check_multiple_of_8)]
 Seed = Annotated[int, Field(ge=0, lt=_SEED_LIMIT)]
 
 
-class DiffusersImageGeneration(ImageGenerationModel):
+class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
     """Text-to-image with a local diffusers pipeline (Stable Diffusion, SDXL, Flux, ...).
 
     The pipeline is loaded with `AutoPipelineForText2Image.from_pretrained` from a Hub id or a
     local folder. Prompts and their generations are flattened and run `batch_size` images per
     pipeline call; every image gets its own `torch.Generator` seeded with `seed + index`, so the
-    reported seeds reproduce the images (bit-exactly with the same `batch_size`).
+    reported seeds reproduce the images (bit-exactly with the same `batch_size`). Images are
+    encoded on worker threads while the pipeline denoises the next batch.
     """
 
     backend_name: ClassVar[str] = "diffusers"
@@ -109,7 +109,11 @@ class DiffusersImageGeneration(ImageGenerationModel):
         description="Extra keyword arguments for from_pretrained (e.g. use_safetensors, "
         "local_files_only).",
     )
-    image_format: ImageFormat = Field("png", description="Encoding of the returned images.")
+    image_format: ImageFormat = Field(
+        "png",
+        description='Encoding of the returned images: "png" (lossless; see compression_level), '
+        '"jpeg" or "webp" (lossy; see image_quality).',
+    )
 
     _pipeline: DiffusionPipeline | None = PrivateAttr(None)
     _device: str = PrivateAttr("cpu")
@@ -239,26 +243,29 @@ class DiffusersImageGeneration(ImageGenerationModel):
             )
             if value is not None
         }
-        images: list[str] = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk = prompts[start : start + self.batch_size]
-            generators = [
-                torch.Generator(self._device).manual_seed(base_seed + index)
-                for index in range(start, start + len(chunk))
-            ]
-            result = pipeline(  # type: ignore[operator]
-                prompt=chunk,
-                negative_prompt=None if negative_prompt is None else [negative_prompt] * len(chunk),
-                generator=generators,
-                output_type="pil",
-                **options,
-            )
-            images.extend(encode_image(image, self.image_format) for image in result.images)
+        encoding = self.image_encoding(self.image_format)
+        # Two batches may wait for the encoder: a third pipeline call waits for it instead.
+        with BackgroundEncoder(encoding, backlog=2 * self.batch_size) as encoder:
+            for start in range(0, len(prompts), self.batch_size):
+                chunk = prompts[start : start + self.batch_size]
+                generators = [
+                    torch.Generator(self._device).manual_seed(base_seed + index)
+                    for index in range(start, start + len(chunk))
+                ]
+                negatives = None if negative_prompt is None else [negative_prompt] * len(chunk)
+                result = pipeline(  # type: ignore[operator]
+                    prompt=chunk,
+                    negative_prompt=negatives,
+                    generator=generators,
+                    output_type="pil",
+                    **options,
+                )
+                encoder.submit(*result.images)
+            images = encoder.results()
         return [
             [
                 {
-                    "images": images[first : first + num_generations],
-                    "format": self.image_format,
+                    **images_output(images[first : first + num_generations]),
                     "seeds": list(range(base_seed + first, base_seed + first + num_generations)),
                 }
             ]

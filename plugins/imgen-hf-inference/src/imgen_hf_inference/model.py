@@ -10,14 +10,20 @@ cheap.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
 from imgen.errors import ConfigurationError, ImgenError, MissingCredentialsError, did_you_mean
-from imgen.images import encode_image
+from imgen.images import (
+    EncodedImage,
+    ImageEncodingFields,
+    ImageFormat,
+    images_output,
+    keep_or_encode_async,
+)
 from imgen.retry import is_transient, retry_after_of
 
 if TYPE_CHECKING:
@@ -30,8 +36,6 @@ __all__ = [
     "is_hugging_face_url",
     "text_to_image_providers",
 ]
-
-ImageFormat = Literal["png", "jpeg", "webp"]
 
 # The parameters text_to_image takes by name. The client merges extra_body over them, so an
 # extra_body key of the same name would silently win (a fixed "seed" would undo seed + k).
@@ -116,7 +120,7 @@ class InferenceRequestError(ImgenError):
         self.retry_after = retry_after
 
 
-class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
+class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGenerationModel):
     """Images from Hugging Face Inference: Inference Providers, Inference Endpoints, or any
     server that speaks the same text-to-image protocol.
 
@@ -152,8 +156,10 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         "not set, and then only sent to Hugging Face hosts, never to another base_url.",
         secret=True,
     )
-    image_format: ImageFormat = Field(
-        "png", description='The encoding of the returned images: "png", "jpeg" or "webp".'
+    image_format: ImageFormat | None = Field(
+        None,
+        description="None: every image exactly as the server sent it, in its own format. "
+        '"png", "jpeg" or "webp": images the server sent in another format are converted.',
     )
 
     _client: AsyncInferenceClient | None = PrivateAttr(None)
@@ -332,8 +338,9 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
                 the parameters above may not be repeated here.
 
         Returns:
-            A list holding one dict: "images" (base64 strings), "format" (the image_format)
-            and, when `seed` is given, "seeds" (the seed of each image).
+            A list holding one dict: "images" (base64 strings), "format" (the images'
+            format, as sent or as converted to image_format) and, when `seed` is given,
+            "seeds" (the seed of each image).
 
         Raises:
             InferenceRequestError: The server answered with an error status.
@@ -351,7 +358,7 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
         }
         seeds = [None if seed is None else seed + k for k in range(num_generations)]
         images = [await self._image(input, {**options, "seed": s}) for s in seeds]
-        output: dict[str, Any] = {"images": images, "format": self.image_format}
+        output = images_output(images)
         if seed is not None:
             output["seeds"] = seeds
         return [output]
@@ -362,8 +369,8 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
             return kwargs
         return {**kwargs, "seed": kwargs["seed"] + index}
 
-    async def _image(self, prompt: str, options: dict[str, Any]) -> str:
-        """One request for one image, as base64 in `image_format`."""
+    async def _image(self, prompt: str, options: dict[str, Any]) -> EncodedImage:
+        """One request for one image: the bytes the server sent, or converted to image_format."""
         from huggingface_hub.errors import HfHubHTTPError
         from PIL import UnidentifiedImageError
 
@@ -380,10 +387,8 @@ class InferenceEndpointsImageGeneration(AsyncImageGenerationModel):
                 f"{self.model_name} answered with data that is not an image: "
                 "is it a text-to-image endpoint?"
             ) from exc
-        import asyncio  # here, not at the top: discovery imports this module
-
-        # Decoding and re-encoding is CPU work: a thread keeps the loop serving other requests.
-        return await asyncio.to_thread(encode_image, image, self.image_format)
+        # The client opens its image lazily over the reply's bytes: they pass through as sent.
+        return await keep_or_encode_async(image, self.image_encoding(self.image_format))
 
     def _request_error(self, exc: HfHubHTTPError) -> InferenceRequestError:
         """Describe an error status by the server's own message, never echoing the key."""

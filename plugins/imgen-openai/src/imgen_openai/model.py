@@ -14,7 +14,7 @@ from pydantic import Field, PrivateAttr, SecretStr
 
 from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
 from imgen.errors import ImgenError, MissingCredentialsError
-from imgen.images import decode_bytes, detect_format, encode_bytes
+from imgen.images import EncodedImage, images_output
 from imgen.retry import is_transient, retry_after_of
 
 if TYPE_CHECKING:
@@ -240,9 +240,10 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
             user: A stable id of your end user, for OpenAI's abuse monitoring.
 
         Returns:
-            A list holding one dict: "images" (base64 strings), "format" (e.g. "png"; absent
-            when unknown) and "revised_prompts" (aligned with the images; None where the API
-            returned none).
+            A list holding one dict: "images" (base64 strings, exactly as the API sent them,
+            or the downloaded bytes of a url), "format" (read from the bytes, e.g. "png";
+            absent when unknown) and "revised_prompts" (aligned with the images; None where
+            the API returned none).
 
         Raises:
             OpenAIRequestError: The API answered with an error status.
@@ -261,18 +262,9 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
         sent = {name: value for name, value in options.items() if value is not None}
         response = await self._request(input, num_generations, sent)
         items = response.data or []
-        images = await self._images_of(items)
-        output: dict[str, Any] = {
-            "images": images,
-            "revised_prompts": [item.revised_prompt for item in items],
-        }
-        # dall-e responses do not name their format; the first bytes tell.
-        image_format = response.output_format or (
-            detect_format(decode_bytes(images[0][:16])) if images else None
-        )
-        if image_format:
-            output["format"] = image_format
-        return [output]
+        # The bytes tell the format; dall-e responses do not name it.
+        images = await self._images_of(items, response.output_format)
+        return [{**images_output(images), "revised_prompts": [i.revised_prompt for i in items]}]
 
     async def _request(self, prompt: str, n: int, options: dict[str, Any]) -> ImagesResponse:
         import openai
@@ -287,20 +279,25 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
             raise OpenAIRequestError.from_status_error(exc, secret) from None
         return response
 
-    async def _images_of(self, items: list[Image]) -> list[str]:
-        """The images as base64; those the API sent as URLs are downloaded concurrently."""
-        inline = [item.b64_json for item in items if item.b64_json]
-        if len(inline) == len(items):
-            return inline  # the usual case, and the cheap one: no tasks to schedule
-        return await _all(self._image_of(item) for item in items)
+    async def _images_of(self, items: list[Image], declared: str | None) -> list[EncodedImage]:
+        """The images as the API sent them; those sent as URLs are downloaded concurrently.
 
-    async def _image_of(self, item: Image) -> str:
+        Args:
+            items: The response's images.
+            declared: The response's output_format, for bytes of no known signature (svg).
+        """
+        if all(item.b64_json for item in items):
+            # The usual case, and the cheap one: no tasks to schedule.
+            return [EncodedImage.received(item.b64_json or "", declared) for item in items]
+        return await _all(self._image_of(item, declared) for item in items)
+
+    async def _image_of(self, item: Image, declared: str | None) -> EncodedImage:
         if item.b64_json:
-            return item.b64_json
+            return EncodedImage.received(item.b64_json, declared)
         if item.url:
             response = await self._loaded_clients().downloads.get(item.url, timeout=self.timeout)
             response.raise_for_status()
-            return encode_bytes(response.content)
+            return EncodedImage.received(response.content, declared)
         raise ImgenError("OpenAI returned an image with neither b64_json nor a url.")
 
 

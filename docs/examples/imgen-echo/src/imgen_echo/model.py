@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import io
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from imgen import AsyncImageGenerationModel
-from imgen.images import encode_bytes
+from imgen.images import ImageEncodingFields, ImageFormat, images_output, keep_or_encode_async
 
-ImageFormat = Literal["png", "jpeg", "webp"]
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
 Pixels = Annotated[int, Field(ge=1, le=1024)]
 
 
@@ -21,16 +22,15 @@ def colour_of(prompt: str, seed: int) -> tuple[int, int, int]:
     return digest[0], digest[1], digest[2]
 
 
-def render(colour: tuple[int, int, int], width: int, height: int, image_format: str) -> bytes:
-    """Encode a `width` x `height` image filled with `colour`."""
+def render(colour: tuple[int, int, int], width: int, height: int) -> Image:
+    """The pixels of a `width` x `height` image filled with `colour`."""
     from PIL import Image  # imported on use: the plugin module must stay cheap to import
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format=image_format.upper())
-    return buffer.getvalue()
+    return Image.new("RGB", (width, height), colour)
 
 
-class EchoImageGeneration(AsyncImageGenerationModel):
+# ImageEncodingFields adds the compression_level (PNG) and image_quality (JPEG, WebP) fields.
+class EchoImageGeneration(ImageEncodingFields, AsyncImageGenerationModel):
     """Solid-colour images derived from the prompt: a teaching backend that calls no service."""
 
     backend_name: ClassVar[str] = "echo"
@@ -68,14 +68,15 @@ class EchoImageGeneration(AsyncImageGenerationModel):
 
         seeds = [seed + k for k in range(num_generations)]
         colours = [colour_of(input, s) for s in seeds]
-        # Encoding is CPU work: a worker thread keeps the event loop free for other prompts.
+        encoding = self.image_encoding(self.image_format)
+        # Pixels to encode: keep_or_encode_async encodes them in worker threads, which keeps
+        # the event loop free for other prompts.
         images = await asyncio.gather(
-            *(asyncio.to_thread(render, c, width, height, self.image_format) for c in colours)
+            *(keep_or_encode_async(render(c, width, height), encoding) for c in colours)
         )
         return [
             {
-                "images": [encode_bytes(data) for data in images],
-                "format": self.image_format,
+                **images_output(images),  # "images" (base64) and "format"
                 "seeds": seeds,
                 "colours": ["#{:02x}{:02x}{:02x}".format(*colour) for colour in colours],
             }
