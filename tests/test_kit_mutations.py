@@ -25,7 +25,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "imgen-echo"
 MODEL = "src/imgen_echo/model.py"
-IMAGES_LINE = '"images": [encode_bytes(data) for data in images],'
+OUTPUT_LINE = '**images_output(images),  # "images" (base64) and "format"'
+ENCODED = 'images_output(images)["images"]'
+
+
+def after_output(line: str) -> str:
+    """The output line of the example, followed by a line that overrides one of its keys."""
+    return f"{OUTPUT_LINE}\n                {line}"
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,8 @@ MUTATIONS = {
     ),
     "images with a data-URL prefix": Mutation(
         MODEL,
-        IMAGES_LINE,
-        '"images": ["data:image/png;base64," + encode_bytes(data) for data in images],',
+        OUTPUT_LINE,
+        after_output(f'"images": ["data:image/png;base64," + b64 for b64 in {ENCODED}],'),
         "test_images_are_strict_base64",
         also_says="data-URL prefix",
     ),
@@ -79,14 +85,14 @@ MUTATIONS = {
     ),
     "a wrong format": Mutation(
         MODEL,
-        '"format": self.image_format,',
-        '"format": "jpeg",',
+        OUTPUT_LINE,
+        after_output('"format": "jpeg",'),
         "test_declared_format_matches_the_bytes",
     ),
     "a wrong image count": Mutation(
         MODEL,
-        IMAGES_LINE,
-        '"images": [encode_bytes(data) for data in images][:1],',
+        OUTPUT_LINE,
+        after_output(f'"images": {ENCODED}[:1],'),
         "test_output_contract",
     ),
     "**kwargs in the signature": Mutation(
@@ -97,8 +103,8 @@ MUTATIONS = {
     ),
     "raw bytes instead of base64": Mutation(
         MODEL,
-        IMAGES_LINE,
-        '"images": list(images),',
+        OUTPUT_LINE,
+        after_output(f'"images": [__import__("base64").b64decode(b64) for b64 in {ENCODED}],'),
         "test_output_contract",
     ),
 }
