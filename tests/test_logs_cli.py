@@ -68,6 +68,8 @@ def test_generate_logs_what_it_did(tmp_path: Path) -> None:
         "generation_kwargs": {"seed": 7},
         "num_generations": 2,
         "fields": {
+            "compression_level": None,
+            "image_quality": 90,
             "width": 16,
             "height": 64,
             "image_format": "png",
