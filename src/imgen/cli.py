@@ -39,6 +39,7 @@ from imgen.cli_options import (
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import GenerationError
 from imgen.outputs import image_metadata
+from imgen.quiet import quiet_libraries
 from imgen.registry import IN_PROCESS
 from imgen.runtime_parameters import env_var_of, is_runtime_parameter, is_secret_field
 
@@ -77,12 +78,15 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     "--debug",
     is_flag=True,
     envvar="IMGEN_DEBUG",
-    help="Show the traceback of errors (also IMGEN_DEBUG=1).",
+    help="Show the traceback of errors, and the warnings, logs and progress bars of the "
+    "libraries backends use (also IMGEN_DEBUG=1).",
 )
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Generate images with any installed imgen backend."""
     set_debug(ctx, debug)
+    if not debug:
+        ctx.with_resource(quiet_libraries())
 
 
 def _echo_json(data: Any) -> None:
