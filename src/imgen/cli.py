@@ -36,6 +36,7 @@ from imgen.cli_options import (
     build_model,
     set_debug,
 )
+from imgen.cli_stdin import expand_stdin_prompts
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import GenerationError
 from imgen.outputs import image_metadata
@@ -290,7 +291,7 @@ def _nonblank_prompts(
     for position, prompt in enumerate(prompts, 1):
         if not prompt.strip():
             raise UserError(f"PROMPT {position} is empty: describe the image to generate.")
-    return list(prompts)
+    return expand_stdin_prompts(prompts)
 
 
 def _slug(prompt: str) -> str:
@@ -386,8 +387,9 @@ def generate(
 ) -> None:
     """Generate images for each PROMPT and print the paths written.
 
-    MODEL is a spec (`backend:model-id`), an alias, or a saved .json/.yaml model config. Files
-    are named after the prompt (`a-red-fox-0.png`) and never overwrite existing ones.
+    MODEL is a spec (`backend:model-id`), an alias, or a saved .json/.yaml model config. A
+    PROMPT of `-` reads prompts from stdin, one per line. Files are named after the prompt
+    (`a-red-fox-0.png`) and never overwrite existing ones.
     """
     built = build_model(model, dict(fields), dict(generation_kwargs))
     spec = built.spec
