@@ -39,6 +39,7 @@ from imgen.cli_options import (
 from imgen.cli_stdin import expand_stdin_prompts
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import GenerationError
+from imgen.known_models import KnownModels, known_models
 from imgen.outputs import image_metadata
 from imgen.quiet import quiet_libraries
 from imgen.registry import IN_PROCESS
@@ -64,7 +65,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 
 @click.group(
     cls=ImgenGroup,
-    lazy_commands={"batch": "imgen.batch.command:batch"},
+    lazy_commands={"batch": "imgen.batch.command:batch", "models": "imgen.cli_models:models"},
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option(
@@ -222,6 +223,7 @@ def _describe_backend(cls: type[imgen.ImageGenerationModel]) -> dict[str, Any]:
         "version": listed.version if listed else None,
         "is_async": issubclass(cls, imgen.AsyncImageGenerationModel),
         "aliases": dict(listed.aliases) if listed else {},
+        "models": known_models(cls, listed.aliases if listed else {}).to_dict(),
         "summary": docstring["short_description"],
         "description": docstring["description"].split("\n\n")[0],
         "fields": [
@@ -271,9 +273,8 @@ def info(backend: str, as_json: bool) -> None:
     mode = "async" if described["is_async"] else "sync"
     plugin = f"{described['distribution']} {described['version']}, " if described["version"] else ""
     click.echo(f"{described['name']} ({plugin}{mode})  {described['class']}")
-    if described["aliases"]:
-        aliases = ", ".join(f"{alias} = {model}" for alias, model in described["aliases"].items())
-        click.echo(f"Aliases: {aliases}")
+    for line in KnownModels(**described["models"]).summary_lines():
+        click.echo(line)
     for text in (described["summary"], described["description"]):
         if text:
             click.echo(f"\n{text}")
