@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 import imgen
+from imgen.cli_complete import complete_backend, complete_model
 from imgen.cli_options import (
     FIELDS_OPTION,
     GENERATION_KWARGS_OPTION,
@@ -259,7 +260,7 @@ def _echo_entries(title: str, entries: list[dict[str, Any]]) -> None:
 
 
 @main.command()
-@click.argument("backend")
+@click.argument("backend", shell_complete=complete_backend)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(backend: str, as_json: bool) -> None:
     """Show a backend's fields, runtime parameters and generation kwargs.
@@ -364,7 +365,7 @@ def _status(message: str, stream: TextIO) -> Iterator[None]:
 
 
 @main.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 @click.argument("prompts", metavar="PROMPT...", nargs=-1, required=True, callback=_nonblank_prompts)
 @NUM_GENERATIONS_OPTION
 @click.option(

@@ -12,6 +12,7 @@ import click
 
 import imgen
 from imgen.cli import _echo_table
+from imgen.cli_complete import complete_backend
 from imgen.known_models import KnownModels, known_models
 
 __all__ = ["models"]
@@ -43,7 +44,7 @@ def models() -> None:
 
 
 @models.command("list")
-@click.argument("backend", required=False)
+@click.argument("backend", required=False, shell_complete=complete_backend)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_models(backend: str | None, as_json: bool) -> None:
     """List the model ids of every backend, or of BACKEND (a backend name or an alias).

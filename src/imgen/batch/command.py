@@ -12,6 +12,7 @@ from imgen.batch.engines import ENGINE_NAMES
 from imgen.batch.inputs import FORMATS, PromptsFormat
 from imgen.batch.job import run_batch
 from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.cli_complete import complete_model
 from imgen.cli_options import (
     FIELDS_OPTION,
     GENERATION_KWARGS_OPTION,
@@ -32,7 +33,7 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete_model)
 # A str, not a Path: `./-` names a file called "-", and a Path would make it `-` (stdin).
 @click.argument("prompts_file", type=click.Path(allow_dash=True))
 @click.option(
