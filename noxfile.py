@@ -67,6 +67,6 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The README's main job: a tiny random-weight pipeline, a batch run, the dataset loaded back."""
+    """The README's main job: a tiny random-weight pipeline, a batch job, its dataset loaded."""
     install_project(session, "datasets")
     session.run("python", "examples/demo.py", *session.posargs)
