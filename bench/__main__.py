@@ -20,7 +20,8 @@ INTRO = """\
 
 Written by `nox -s bench`. Every row measures imgen and its baseline side by side in the same
 run, alternating, and reports medians. The ratio is imgen / baseline: for throughputs higher
-is better, for times lower is better. See [how the benchmarks work](benchmarks-howto.md).
+is better, for times lower is better. A row that misses its target says so, and why, in its
+comment. See [how the benchmarks work](benchmarks-howto.md).
 """
 
 
@@ -33,13 +34,17 @@ def machine() -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| benchmark | imgen (median) | baseline (median) | ratio | target |",
-        "|---|---|---|---|---|",
+        "| benchmark | imgen (median) | baseline (median) | ratio | target | comment |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.benchmark} | {r.subject} | {r.baseline} | {r.ratio:.2f}x | {r.target} |"
+        f"| {r.benchmark} | {r.subject} | {r.baseline} | {r.ratio:.2f}x | {r.target} | "
+        f"{r.verdict} |"
         for r in rows
     ]
+    missed = [r for r in rows if r.misses_target]
+    with_target = [r for r in rows if r.target != "report"]
+    lines += ["", f"{len(missed)} of {len(with_target)} rows with a target miss it."]
     return "\n".join(lines)
 
 
@@ -50,6 +55,9 @@ def main(names: list[str]) -> None:
         rows.extend(importlib.import_module(f"bench.{name}").run())
     body = table(rows)
     print(body)
+    for row in rows:
+        if row.misses_target and not row.comment:
+            print(f"warning: no comment explains the miss of: {row.benchmark}", file=sys.stderr)
     if not names:
         REPORT.write_text(f"{INTRO}\nMachine: {machine()}.\n\n{body}\n")
 

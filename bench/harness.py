@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import sys
@@ -24,8 +25,11 @@ class Row:
         baseline: The baseline's median, formatted with its unit.
         ratio: subject / baseline for times (lower is better), or subject / baseline for
             throughputs (higher is better), as `kind` says.
-        target: The issue's target, e.g. "<= 1.2x".
+        target: The issue's target, "<= 1.2x" or ">= 0.95x"; "report" for none.
         kind: "time" or "throughput".
+        comment: What explains the ratio: where the gap comes from, why a target may be
+            missed. The report shows it beside the row, and marks a row that misses its target
+            without one.
     """
 
     benchmark: str
@@ -34,6 +38,34 @@ class Row:
     ratio: float
     target: str
     kind: str = "time"
+    comment: str = ""
+
+    @property
+    def misses_target(self) -> bool:
+        """Whether the ratio is on the wrong side of the target; False for "report" rows.
+
+        Raises:
+            ValueError: The target is neither "report" nor "<= Nx" / ">= Nx".
+        """
+        if self.target == "report":
+            return False
+        match = _TARGET.fullmatch(self.target)
+        if match is None:
+            raise ValueError(
+                f"Unknown target {self.target!r}: use '<= 1.2x', '>= 0.95x' or 'report'."
+            )
+        bound = float(match["bound"])
+        return self.ratio > bound if match["op"] == "<=" else self.ratio < bound
+
+    @property
+    def verdict(self) -> str:
+        """The report's comment cell: the comment, flagged when the row misses its target."""
+        if not self.misses_target:
+            return self.comment
+        return f"**Misses its target.** {self.comment or 'No comment says why yet.'}"
+
+
+_TARGET = re.compile(r"(?P<op><=|>=) ?(?P<bound>\d+(\.\d+)?)x")
 
 
 def side_by_side(

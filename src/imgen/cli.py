@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 import imgen
+from imgen.cli_complete import complete_backend, complete_model
 from imgen.cli_logs import logged, logs
 from imgen.cli_options import (
     FIELDS_OPTION,
@@ -37,11 +38,14 @@ from imgen.cli_options import (
     build_model,
     set_debug,
 )
-from imgen.cli_user import choose_generate_model, keys, models, paths, plain_warnings
+from imgen.cli_stdin import expand_stdin_prompts
+from imgen.cli_user import choose_generate_model, keys, paths, plain_warnings
 from imgen.command_log import current_log
 from imgen.docstrings import parse_google_docstring
 from imgen.errors import GenerationError
+from imgen.known_models import KnownModels, known_models
 from imgen.outputs import image_metadata
+from imgen.quiet import quiet_libraries
 from imgen.registry import IN_PROCESS
 from imgen.runtime_parameters import (
     env_default_of,
@@ -70,7 +74,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 
 @click.group(
     cls=ImgenGroup,
-    lazy_commands={"batch": "imgen.batch.command:batch"},
+    lazy_commands={"batch": "imgen.batch.command:batch", "models": "imgen.cli_models:models"},
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option(
@@ -85,16 +89,19 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     "--debug",
     is_flag=True,
     envvar="IMGEN_DEBUG",
-    help="Show the traceback of errors (also IMGEN_DEBUG=1).",
+    help="Show the traceback of errors, and the warnings, logs and progress bars of the "
+    "libraries backends use (also IMGEN_DEBUG=1).",
 )
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Generate images with any installed imgen backend."""
     set_debug(ctx, debug)
     ctx.with_resource(plain_warnings())
+    if not debug:
+        ctx.with_resource(quiet_libraries())
 
 
-for _command in (keys, logs, models, paths):
+for _command in (keys, logs, paths):
     main.add_command(_command)
 
 
@@ -232,6 +239,7 @@ def _describe_backend(cls: type[imgen.ImageGenerationModel]) -> dict[str, Any]:
         "version": listed.version if listed else None,
         "is_async": issubclass(cls, imgen.AsyncImageGenerationModel),
         "aliases": dict(listed.aliases) if listed else {},
+        "models": known_models(cls, listed.aliases if listed else {}).to_dict(),
         "summary": docstring["short_description"],
         "description": docstring["description"].split("\n\n")[0],
         "fields": [
@@ -269,7 +277,7 @@ def _echo_entries(title: str, entries: list[dict[str, Any]]) -> None:
 
 
 @main.command()
-@click.argument("backend")
+@click.argument("backend", shell_complete=complete_backend)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(backend: str, as_json: bool) -> None:
     """Show a backend's fields, runtime parameters and generation kwargs.
@@ -283,9 +291,8 @@ def info(backend: str, as_json: bool) -> None:
     mode = "async" if described["is_async"] else "sync"
     plugin = f"{described['distribution']} {described['version']}, " if described["version"] else ""
     click.echo(f"{described['name']} ({plugin}{mode})  {described['class']}")
-    if described["aliases"]:
-        aliases = ", ".join(f"{alias} = {model}" for alias, model in described["aliases"].items())
-        click.echo(f"Aliases: {aliases}")
+    for line in KnownModels(**described["models"]).summary_lines():
+        click.echo(line)
     for text in (described["summary"], described["description"]):
         if text:
             click.echo(f"\n{text}")
@@ -297,10 +304,12 @@ def info(backend: str, as_json: bool) -> None:
 # -- imgen generate ------------------------------------------------------------------------
 
 
-def _check_prompts(prompts: list[str]) -> None:
+def _check_prompts(prompts: list[str]) -> list[str]:
+    """The prompts, `-` replaced by the lines of stdin; a blank one is refused."""
     for position, prompt in enumerate(prompts, 1):
         if not prompt.strip():
             raise UserError(f"PROMPT {position} is empty: describe the image to generate.")
+    return expand_stdin_prompts(prompts)
 
 
 def _slug(prompt: str) -> str:
@@ -372,7 +381,7 @@ def _status(message: str, stream: TextIO) -> Iterator[None]:
 
 
 @main.command()
-@click.argument("model", metavar="[MODEL]", required=False)
+@click.argument("model", metavar="[MODEL]", required=False, shell_complete=complete_model)
 @click.argument("prompts", metavar="PROMPT...", nargs=-1)
 @NUM_GENERATIONS_OPTION
 @click.option(
@@ -398,11 +407,13 @@ def generate(
     """Generate images for each PROMPT and print the paths written.
 
     MODEL is a spec (`backend:model-id`), an alias, or a saved .json/.yaml model config; left
-    out, the default model is used (`imgen models default`). Files are named after the prompt
+    out, the default model is used (`imgen models default`). A PROMPT of `-` reads prompts from
+    stdin, one per line. Files are named after the prompt
     (`a-red-fox-0.png`) and never overwrite existing ones.
     """
     model, prompts = choose_generate_model(model, list(prompts))
-    _check_prompts(prompts)
+    prompts = _check_prompts(prompts)
+    current_log().requested(model, prompts=prompts)  # the prompts read from stdin, not `-`
     built = build_model(model, dict(fields), dict(generation_kwargs))
     spec = built.spec
     count = len(prompts) * num_generations

@@ -1,4 +1,4 @@
-"""The everyday commands around the user dir: `imgen models default`, `imgen keys`, `imgen paths`.
+"""The everyday commands around the user dir: `imgen keys`, `imgen paths`.
 
 Also how `imgen generate` and `imgen batch` pick their model when the command line names none.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 import imgen
-from imgen.cli_options import UserError, build_model, is_config_path
+from imgen.cli_options import UserError, is_config_path
 from imgen.command_log import current_log
 from imgen.errors import BackendConflictError, PluginLoadError, UnknownBackendError, did_you_mean
 from imgen.keys import key_names, remove_key, secret_field_of, set_key
@@ -25,21 +25,19 @@ from imgen.runtime_parameters import env_var_of
 from imgen.user_config import (
     MODEL_ENV_VAR,
     default_model,
-    set_stored_default_model,
-    stored_default_model,
 )
 from imgen.user_dir import UserDirWarning, user_files
 
 __all__ = [
+    "HOW_TO_SET_DEFAULT",
     "choose_batch_model",
     "choose_generate_model",
     "keys",
-    "models",
     "paths",
     "plain_warnings",
 ]
 
-_HOW_TO_SET_DEFAULT = f"set one with `imgen models default MODEL`, or set {MODEL_ENV_VAR}"
+HOW_TO_SET_DEFAULT = f"set one with `imgen models default MODEL`, or set {MODEL_ENV_VAR}"
 
 
 @contextmanager
@@ -92,7 +90,7 @@ def _default_or_fail(usage: str) -> str:
     chosen = default_model()
     if chosen is None:
         raise UserError(
-            f"No model given, and no default model: name one ({usage}), or {_HOW_TO_SET_DEFAULT}."
+            f"No model given, and no default model: name one ({usage}), or {HOW_TO_SET_DEFAULT}."
         )
     return chosen.model
 
@@ -118,7 +116,7 @@ def choose_generate_model(first: str | None, rest: list[str]) -> tuple[str, list
     return model, prompts
 
 
-def choose_batch_model(first: str | None, second: Path | None) -> tuple[str, Path]:
+def choose_batch_model(first: str | None, second: str | None) -> tuple[str, str]:
     """Split `imgen batch [MODEL] PROMPTS_FILE` into the model and the prompts file.
 
     Raises:
@@ -128,54 +126,11 @@ def choose_batch_model(first: str | None, second: Path | None) -> tuple[str, Pat
     if first is None:
         raise click.UsageError("Missing argument 'PROMPTS_FILE'.")
     if second is None:
-        model, prompts_file = _default_or_fail("imgen batch MODEL PROMPTS_FILE"), Path(first)
+        model, prompts_file = _default_or_fail("imgen batch MODEL PROMPTS_FILE"), first
     else:
         model, prompts_file = first, second
-    current_log().requested(model, input=str(prompts_file))
+    current_log().requested(model, input=prompts_file)
     return model, prompts_file
-
-
-# -- imgen models ----------------------------------------------------------------------------
-
-
-@click.group()
-def models() -> None:
-    """Choose the model used when a command names none."""
-
-
-@models.command("default")
-@click.argument("model", required=False)
-@click.option("--clear", is_flag=True, help="Forget the default model.")
-def default(model: str | None, clear: bool) -> None:
-    """Show the default model, or set it to MODEL.
-
-    MODEL is a spec (`backend:model-id`), an alias, or a saved .json/.yaml model config. It
-    is used by `imgen generate` and `imgen batch` when they name no model. The environment
-    variable IMGEN_MODEL overrides it.
-    """
-    if clear and model is not None:
-        raise click.UsageError("Give MODEL or --clear, not both.")
-    if clear:
-        set_stored_default_model(None)
-    elif model is not None:
-        build_model(model)  # a name that does not resolve is refused with a did-you-mean
-        # A relative config path would mean another file in another folder.
-        set_stored_default_model(str(Path(model).resolve()) if is_config_path(model) else model)
-    else:
-        chosen = default_model()
-        if chosen is None:
-            click.echo(f"No default model: {_HOW_TO_SET_DEFAULT}.", err=True)
-            raise click.exceptions.Exit(1)
-        click.echo(chosen.model)
-    overriding = default_model()
-    if overriding is not None and overriding.source == MODEL_ENV_VAR:
-        stored = stored_default_model()
-        if stored != overriding.model:
-            click.echo(
-                f"Note: {MODEL_ENV_VAR}={overriding.model} overrides the stored default "
-                f"({stored or 'none'}) in this environment.",
-                err=True,
-            )
 
 
 # -- imgen keys ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ On the command line: `imgen batch MODEL PROMPTS_FILE -o DIR`. See `run_batch`.
 from __future__ import annotations
 
 from imgen.batch.engines import Engine
+from imgen.batch.inputs import PromptsText
 from imgen.batch.job import run_batch
 from imgen.batch.local import LocalEngine
 from imgen.batch.ray_engine import RayEngine
@@ -19,6 +20,7 @@ __all__ = [
     "BatchSummary",
     "Engine",
     "LocalEngine",
+    "PromptsText",
     "RayEngine",
     "run_batch",
 ]

@@ -9,15 +9,19 @@ from typing import Any, Literal
 import click
 
 from imgen.batch.engines import ENGINE_NAMES
+from imgen.batch.inputs import FORMATS, PromptsFormat
 from imgen.batch.job import run_batch
 from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.cli_complete import complete_model
 from imgen.cli_logs import logged
 from imgen.cli_options import (
     FIELDS_OPTION,
     GENERATION_KWARGS_OPTION,
     NUM_GENERATIONS_OPTION,
+    UserError,
     build_model,
 )
+from imgen.cli_stdin import STDIN, stdin_prompts_text
 from imgen.cli_user import choose_batch_model
 from imgen.command_log import current_log
 
@@ -33,9 +37,10 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("model", metavar="[MODEL]", required=False)
+@click.argument("model", metavar="[MODEL]", required=False, shell_complete=complete_model)
+# A str, not a Path: `./-` names a file called "-", and a Path would make it `-` (stdin).
 @click.argument(
-    "prompts_file", metavar="PROMPTS_FILE", required=False, type=click.Path(path_type=Path)
+    "prompts_file", metavar="PROMPTS_FILE", required=False, type=click.Path(allow_dash=True)
 )
 @click.option(
     "-o",
@@ -53,6 +58,11 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
     help="The prompt column of a .jsonl or .csv file (default: prompt).",
 )
 @click.option(
+    "--stdin-format",
+    type=click.Choice(FORMATS),
+    help="The format of the prompts file piped to stdin when PROMPTS_FILE is - (default: txt).",
+)
+@click.option(
     "--engine",
     type=click.Choice(ENGINE_NAMES),
     default="local",
@@ -67,12 +77,13 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
 def batch(
     ctx: click.Context,
     model: str | None,
-    prompts_file: Path | None,
+    prompts_file: str | None,
     output_dir: Path,
     num_generations: int,
     generation_kwargs: tuple[tuple[str, Any], ...],
     fields: tuple[tuple[str, Any], ...],
     prompt_column: str | None,
+    stdin_format: PromptsFormat | None,
     engine: Literal["local", "ray"],
     no_resume: bool,
     force: bool,
@@ -80,18 +91,21 @@ def batch(
 ) -> None:
     """Generate images for each prompt of PROMPTS_FILE into a dataset in DIR.
 
-    PROMPTS_FILE is a .txt (a prompt a line), .jsonl or .csv file; the other fields of its
-    rows go into the metadata. DIR becomes a Hugging Face imagefolder dataset:
+    PROMPTS_FILE is a .txt (a prompt a line), .jsonl or .csv file, or - for stdin; the other
+    fields of its rows go into the metadata. DIR becomes a Hugging Face imagefolder dataset:
     datasets.load_dataset("imagefolder", data_dir=DIR) loads it. Run the same command again to
     resume: finished rows are skipped and failed ones retried. Exit code 1 when rows failed,
     130 when interrupted. Without MODEL, the default model is used (`imgen models default`).
     """
     model, prompts_file = choose_batch_model(model, prompts_file)
     built = build_model(model, dict(fields), dict(generation_kwargs))
+    from_stdin = prompts_file == STDIN
+    if stdin_format is not None and not from_stdin:
+        raise UserError("--stdin-format applies when PROMPTS_FILE is - (stdin).")
     try:
         summary = run_batch(
             built,
-            prompts_file,
+            stdin_prompts_text(stdin_format or "txt") if from_stdin else prompts_file,
             output_dir,
             num_generations=num_generations,
             prompt_column=prompt_column,

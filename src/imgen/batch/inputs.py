@@ -1,20 +1,23 @@
-"""Reading the prompts of a batch job: a .txt, .jsonl or .csv file, or an iterable.
+"""Reading the prompts of a batch job: a .txt, .jsonl or .csv file, such text read from stdin,
+or an iterable.
 
-Every row keeps the number it has in its source (the line number in a file, the 1-based
-position in an iterable), so a rerun over the same source finds the same rows again: resume
-keys on that number. A malformed row or one without a prompt is reported and skipped; it never
-stops the job.
+Every row keeps the number it has in its source (the line number in a file or text, the
+1-based position in an iterable), so a rerun over the same source finds the same rows again:
+resume keys on that number. A malformed row or one without a prompt is reported and skipped;
+it never stops the job.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO, get_args
 
 from imgen.errors import InvalidInputError
 
@@ -24,6 +27,8 @@ __all__ = [
     "BadRow",
     "PromptRow",
     "PromptSource",
+    "PromptsFormat",
+    "PromptsText",
     "read_prompts",
     "row_noun",
 ]
@@ -31,6 +36,34 @@ __all__ = [
 DEFAULT_COLUMN = "prompt"
 ITERABLE = "<iterable>"
 SUFFIXES = (".txt", ".jsonl", ".csv")
+PromptsFormat = Literal["txt", "jsonl", "csv"]
+"""The formats of a prompts file, named as their suffixes."""
+FORMATS: tuple[PromptsFormat, ...] = get_args(PromptsFormat)
+_FORMAT_OF_SUFFIX: dict[str, PromptsFormat] = {f".{format}": format for format in FORMATS}
+
+
+@dataclass(frozen=True)
+class PromptsText:
+    """The text of a prompts file held in memory, such as prompts piped to stdin.
+
+    Its rows are numbered by line, as a file's are, so the same text read again resumes the
+    same job; a changed line is caught as a changed prompt.
+
+    Attributes:
+        text: The prompts, in the given format.
+        format: "txt" (a prompt a line), "jsonl" or "csv".
+        name: What the text is, for messages and the job manifest.
+    """
+
+    text: str
+    format: PromptsFormat = "txt"
+    name: str = "<stdin>"
+
+    @property
+    def origin(self) -> str:
+        """The name and a digest of the text: which text made a dataset, in its manifest."""
+        digest = hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.name} (sha256:{digest[:16]})"
 
 
 @dataclass(frozen=True)
@@ -94,14 +127,15 @@ def row_noun(origin: str) -> str:
 
 
 def read_prompts(
-    prompts: str | os.PathLike[str] | Iterable[str | Mapping[str, Any]],
+    prompts: str | os.PathLike[str] | PromptsText | Iterable[str | Mapping[str, Any]],
     prompt_column: str | None = None,
 ) -> PromptSource:
-    """Read every row of a prompts file or an iterable of prompts and records.
+    """Read every row of a prompts file or text, or of an iterable of prompts and records.
 
     Args:
-        prompts: A .txt (a prompt a line, blank lines skipped), .jsonl or .csv file; or an
-            iterable of prompt strings and mappings. A str is always a path.
+        prompts: A .txt (a prompt a line, blank lines skipped), .jsonl or .csv file; the
+            same in memory as `PromptsText`; or an iterable of prompt strings and mappings.
+            A str is always a path.
         prompt_column: The field holding the prompt in .jsonl/.csv rows and mappings
             (default "prompt"); the other fields are carried into the metadata.
 
@@ -110,6 +144,13 @@ def read_prompts(
             for a .txt file, or no row has the prompt column (the columns found are listed).
     """
     column = prompt_column or DEFAULT_COLUMN
+    if isinstance(prompts, PromptsText):
+        text = prompts.text
+        return _read(
+            prompts.format,
+            _Text(prompts.origin, lambda: io.StringIO(text, newline="")),
+            prompt_column,
+        )
     if not isinstance(prompts, str | os.PathLike):
         source = PromptSource(ITERABLE)
         found: dict[str, None] = {}
@@ -129,16 +170,30 @@ def read_prompts(
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise InvalidInputError(f"Prompts file {str(path)!r} {what}.")
-    if suffix == ".txt":
+    opened = _Text(str(path), lambda: path.open(encoding="utf-8-sig", newline=""))
+    return _read(_FORMAT_OF_SUFFIX[suffix], opened, prompt_column)
+
+
+@dataclass(frozen=True)
+class _Text:
+    """Where rows are read from: a name for messages, and how to open it as text."""
+
+    origin: str
+    open: Callable[[], TextIO]
+
+
+def _read(format: PromptsFormat, text: _Text, prompt_column: str | None) -> PromptSource:
+    if format == "txt":
         if prompt_column is not None:
             raise InvalidInputError(
-                f"--prompt-column applies to .jsonl and .csv files; {str(path)!r} holds one "
+                f"--prompt-column applies to .jsonl and .csv files; {text.origin!r} holds one "
                 "prompt per line."
             )
-        return _read_text(path)
-    reader = _read_jsonl if suffix == ".jsonl" else _read_csv
-    source, columns = reader(path, column)
-    _check_column(f"prompts file {str(path)!r}", column, columns)
+        return _read_text(text)
+    column = prompt_column or DEFAULT_COLUMN
+    reader = _read_jsonl if format == "jsonl" else _read_csv
+    source, columns = reader(text, column)
+    _check_column(f"prompts file {text.origin!r}", column, columns)
     return source
 
 
@@ -151,28 +206,28 @@ def _check_column(where: str, column: str, columns: list[str]) -> None:
         )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """The numbered lines of a UTF-8 text file (a BOM is dropped)."""
+def _lines(text: _Text) -> Iterator[tuple[int, str]]:
+    """The numbered lines of UTF-8 text (a BOM is dropped)."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with text.open() as handle:
             yield from enumerate(handle, 1)
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"Prompts file {str(path)!r} is not UTF-8 text: {exc}.") from None
+        raise InvalidInputError(f"Prompts file {text.origin!r} is not UTF-8 text: {exc}.") from None
 
 
-def _read_text(path: Path) -> PromptSource:
-    source = PromptSource(str(path))
-    for number, line in _lines(path):
+def _read_text(text: _Text) -> PromptSource:
+    source = PromptSource(text.origin)
+    for number, line in _lines(text):
         prompt = line.strip()
         if prompt:
             source.add(PromptRow(number, prompt))
     return source
 
 
-def _read_jsonl(path: Path, column: str) -> tuple[PromptSource, list[str]]:
-    source = PromptSource(str(path))
+def _read_jsonl(text: _Text, column: str) -> tuple[PromptSource, list[str]]:
+    source = PromptSource(text.origin)
     columns: dict[str, None] = {}
-    for number, line in _lines(path):
+    for number, line in _lines(text):
         if not line.strip():
             continue
         try:
@@ -188,9 +243,9 @@ def _read_jsonl(path: Path, column: str) -> tuple[PromptSource, list[str]]:
     return source, list(columns)
 
 
-def _read_csv(path: Path, column: str) -> tuple[PromptSource, list[str]]:
-    source = PromptSource(str(path))
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+def _read_csv(text: _Text, column: str) -> tuple[PromptSource, list[str]]:
+    source = PromptSource(text.origin)
+    with text.open() as handle:
         reader = csv.reader(handle)
         header: list[str] | None = None
         start = 1
@@ -205,7 +260,7 @@ def _read_csv(path: Path, column: str) -> tuple[PromptSource, list[str]]:
                 continue
             except UnicodeDecodeError as exc:
                 raise InvalidInputError(
-                    f"Prompts file {str(path)!r} is not UTF-8 text: {exc}."
+                    f"Prompts file {text.origin!r} is not UTF-8 text: {exc}."
                 ) from None
             number, start = start, reader.line_num + 1
             if not record:  # a blank line

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from imgen.base import ImageGenerationModel
 from imgen.batch.dataset import RESERVED_COLUMNS, ImageFolder
 from imgen.batch.engines import Engine, resolve_engine
-from imgen.batch.inputs import PromptRow, PromptSource, read_prompts, row_noun
+from imgen.batch.inputs import PromptRow, PromptSource, PromptsText, read_prompts, row_noun
 from imgen.batch.manifest import JobManifest
 from imgen.batch.outcomes import Outcome
 from imgen.batch.progress import ProgressLine
@@ -45,7 +45,7 @@ Record = dict[str, Any]
 
 def run_batch(
     model: ImageGenerationModel | str,
-    prompts: str | os.PathLike[str] | Iterable[str | Mapping[str, Any]],
+    prompts: str | os.PathLike[str] | PromptsText | Iterable[str | Mapping[str, Any]],
     output_dir: str | os.PathLike[str],
     *,
     num_generations: int = 1,
@@ -64,8 +64,9 @@ def run_batch(
 
     Args:
         model: A model, or a spec such as "openai:gpt-image-1".
-        prompts: A .txt (a prompt a line), .jsonl or .csv file, or an iterable of prompts and
-            mappings. Fields other than the prompt are carried into the metadata.
+        prompts: A .txt (a prompt a line), .jsonl or .csv file, the same in memory as
+            `PromptsText` (such as stdin's), or an iterable of prompts and mappings. Fields
+            other than the prompt are carried into the metadata.
         output_dir: The dataset's folder; created if needed.
         num_generations: Images per prompt.
         generation_kwargs: Generation kwargs, over the model's `generation_kwargs` field.

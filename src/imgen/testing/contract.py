@@ -138,7 +138,7 @@ class BackendContract:
         assert not problems, "images that are not strict base64:\n" + "\n".join(problems)
 
     def test_declared_format_matches_the_bytes(self, model: ImageGenerationModel) -> None:
-        """"format" is one name for every image, or a list of names aligned with the images."""
+        """ "format" is one name for every image, or a list of names aligned with the images."""
         outputs = _generate(self, model)
         if not any("format" in output[0] for output in outputs):
             pytest.skip('the outputs declare no "format"')

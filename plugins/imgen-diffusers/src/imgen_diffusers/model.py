@@ -20,6 +20,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 from imgen import ImageGenerationModel
 from imgen.errors import ConfigurationError
 from imgen.images import BackgroundEncoder, ImageEncodingFields, ImageFormat, images_output
+from imgen_diffusers.hub import hub_load_kwargs
 
 if TYPE_CHECKING:
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -148,11 +149,17 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
         """Load the pipeline onto `device`, checking all it can before reading any weights.
 
         Raises:
-            ConfigurationError: The model folder is missing or not a diffusers pipeline, the
-                device is not available, offload cannot run, or from_pretrained failed (the
-                message names the model).
+            ConfigurationError: The model folder is missing or not a diffusers pipeline, a
+                Hub id is neither reachable nor cached, the device is not available, offload
+                cannot run, or from_pretrained failed (the message names the model).
         """
         source = _pipeline_source(self.model)
+        # A Hub id: fail fast, with the fixes, when the Hub is out of reach.
+        hub_kwargs = (
+            {}
+            if Path(source).is_dir()
+            else hub_load_kwargs(source, self.revision, self.pipeline_kwargs)
+        )
         import torch
 
         device = _resolve_device(torch, self.device)
@@ -170,6 +177,7 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
                 revision=self.revision,
                 variant=self.variant,
                 **self.pipeline_kwargs,
+                **hub_kwargs,
             )
         except Exception as exc:
             raise ConfigurationError(
