@@ -35,9 +35,10 @@ def test_click_writes_the_completion_script(shell: str) -> None:
 
 def test_commands_complete_lazy_ones_included() -> None:
     assert complete([], "") == [
-        ("plain", name) for name in ("backends", "batch", "generate", "info", "models")
+        ("plain", name)
+        for name in ("backends", "batch", "generate", "info", "keys", "logs", "models", "paths")
     ]
-    assert complete(["models"], "") == [("plain", "list")]
+    assert complete(["models"], "") == [("plain", "default"), ("plain", "list")]
 
 
 def test_model_completes_backends_and_aliases_and_hands_paths_to_the_shell() -> None:
