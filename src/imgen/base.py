@@ -30,6 +30,7 @@ from imgen.runtime_parameters import (
     is_secret_field,
     validation_error,
 )
+from imgen.seeds import check_prompt_seeds, generate_by_prompt, kwargs_by_prompt
 from imgen.serialization import _Serializable
 from imgen.validation import check_generation_kwargs, check_inputs, kwarg_parameters
 
@@ -68,6 +69,8 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
     """The registry name, e.g. "openai"; the part before the `:` in a model spec."""
     model_field: ClassVar[str] = "model"
     """The field that receives the model id, the part after the `:` in a model spec."""
+    _prompt_seeds_supported: ClassVar[bool] = False
+    """Whether `generate` takes `seed` as a list, one seed per prompt (see `imgen.seeds`)."""
 
     generation_kwargs: RuntimeParameter[dict[str, Any]] = Field(
         default_factory=dict,
@@ -113,6 +116,14 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
     def unload(self) -> None:
         """Release what `load` acquired. Subclasses call super().unload()."""
         self._logger = None
+
+    def interrupt(self) -> None:
+        """Ask the `generate` calls running in other threads to stop soon.
+
+        A call that stops raises `GenerationInterrupted`. Batch jobs call it when Ctrl-C or
+        SIGTERM stops them. The default does nothing, so calls run to their end; backends with
+        long calls override it with an `imgen.interrupts.CallInterrupter`.
+        """
 
     @property
     def spec(self) -> str:
@@ -166,7 +177,9 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
             return []
         if not self.is_loaded:
             self.load()
-        outputs = self.generate(inputs, num_generations=num_generations, **merged)
+        outputs = generate_by_prompt(
+            self.generate, inputs, num_generations, merged, self._prompt_seeds_supported
+        )
         if len(outputs) != len(inputs):
             raise InvalidInputError(
                 f"{type(self).__name__}.generate returned {len(outputs)} outputs "
@@ -204,7 +217,7 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
             InvalidInputError: Bad prompts, count, kwarg name or kwarg value.
         """
         check_inputs(inputs, num_generations)
-        return self._check_generation_kwargs({**self.get_generation_kwargs(), **kwargs})
+        return check_prompt_seeds(self, len(inputs), {**self.get_generation_kwargs(), **kwargs})
 
     @model_validator(mode="after")
     def _known_generation_kwargs(self) -> typing.Self:
@@ -395,11 +408,13 @@ class AsyncImageGenerationModel(ImageGenerationModel):
 
         fan_out = not self.supports_num_generations
         agenerate = self.agenerate
+        own_kwargs = kwargs_by_prompt(kwargs, len(inputs))  # a seed per prompt, if given
 
         # A plain function handing back agenerate's coroutine: no extra frame per call.
-        def call(prompt: str, n: int, index: int) -> Awaitable[Any]:
-            extra = self.fan_out_kwargs(kwargs, index) if fan_out else kwargs
-            return agenerate(prompt, num_generations=n, **extra)
+        def call(position: int, n: int, index: int) -> Awaitable[Any]:
+            shared = kwargs if own_kwargs is None else own_kwargs[position]
+            extra = self.fan_out_kwargs(shared, index) if fan_out else shared
+            return agenerate(inputs[position], num_generations=n, **extra)
 
         return await run_batch(
             call,

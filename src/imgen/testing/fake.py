@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
 from imgen.errors import RetryableError
 from imgen.images import encode_bytes
+from imgen.interrupts import CallInterrupter, CallWatch
 
 __all__ = ["AsyncFakeImageGeneration", "FakeImageGeneration", "fake_image"]
 
@@ -74,13 +75,17 @@ class _FakeSettings(BaseModel):
         if self.failure_rate and self._failures.random() < self.failure_rate:
             raise RetryableError(f"fake transient failure for {prompt[:40]!r}")
 
-    def _images(self, prompt: str, num_generations: int, seed: int) -> list[dict[str, Any]]:
+    def _images(
+        self, prompt: str, num_generations: int, seed: int, watch: CallWatch | None = None
+    ) -> list[dict[str, Any]]:
         images = []
         for k in range(num_generations):
             if self.cpu_seconds:
                 deadline = time.process_time() + self.cpu_seconds
                 while time.process_time() < deadline:
                     pass
+            if watch is not None:
+                watch.check()
             data = fake_image(prompt, seed + k, self.width, self.height, self.image_format)
             images.append(encode_bytes(data))
         seeds = list(range(seed, seed + num_generations))
@@ -91,31 +96,39 @@ class FakeImageGeneration(_FakeSettings, ImageGenerationModel):
     """Deterministic placeholder images, generated in-process (sync)."""
 
     backend_name: ClassVar[str] = "fake"
+    _prompt_seeds_supported: ClassVar[bool] = True
+    _interrupter: CallInterrupter = PrivateAttr(default_factory=CallInterrupter)
 
     def load(self) -> None:
         """Reset the failure draws."""
         super().load()
         self._reset_failures()
 
+    def interrupt(self) -> None:
+        """Stop the calls in progress at their next image or latency wait."""
+        self._interrupter.interrupt()
+
     def generate(
-        self, inputs: list[str], num_generations: int = 1, seed: int = 0
+        self, inputs: list[str], num_generations: int = 1, seed: int | list[int] = 0
     ) -> list[list[dict[str, Any]]]:
         """Make `num_generations` placeholder images per prompt.
 
         Args:
             inputs: The prompts.
             num_generations: Images per prompt.
-            seed: Image k of a prompt uses seed + k.
+            seed: Image k of a prompt uses seed + k; a list gives each prompt its own seed.
 
         Returns:
             One list per prompt holding {"images", "format", "seeds"}.
         """
+        watch = self._interrupter.watch()
+        seeds = seed if isinstance(seed, list) else [seed] * len(inputs)
         outputs = []
-        for prompt in inputs:
+        for prompt, first in zip(inputs, seeds, strict=True):
             if self.latency:
-                time.sleep(self.latency)
+                watch.sleep(self.latency)
             self._maybe_fail(prompt)
-            outputs.append(self._images(prompt, num_generations, seed))
+            outputs.append(self._images(prompt, num_generations, first, watch))
         return outputs
 
 
