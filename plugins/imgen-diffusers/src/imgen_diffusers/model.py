@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib.util
+import inspect
 import os
 import re
 import secrets
@@ -21,6 +22,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 from imgen import ImageGenerationModel
 from imgen.errors import ConfigurationError
 from imgen.images import encode_image
+from imgen.interrupts import CallInterrupter, CallWatch
 
 if TYPE_CHECKING:
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -75,6 +77,7 @@ class DiffusersImageGeneration(ImageGenerationModel):
     """
 
     backend_name: ClassVar[str] = "diffusers"
+    _prompt_seeds_supported: ClassVar[bool] = True
 
     model: str = Field(
         "stabilityai/sd-turbo",
@@ -114,6 +117,7 @@ class DiffusersImageGeneration(ImageGenerationModel):
 
     _pipeline: DiffusionPipeline | None = PrivateAttr(None)
     _device: str = PrivateAttr("cpu")
+    _interrupter: CallInterrupter = PrivateAttr(default_factory=CallInterrupter)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -193,6 +197,10 @@ class DiffusersImageGeneration(ImageGenerationModel):
         _empty_accelerator_caches()
         _trim_c_heap()
 
+    def interrupt(self) -> None:
+        """Stop the calls in progress after their current denoising step."""
+        self._interrupter.interrupt()
+
     def generate(
         self,
         inputs: list[str],
@@ -202,7 +210,7 @@ class DiffusersImageGeneration(ImageGenerationModel):
         guidance_scale: GuidanceScale | None = None,
         height: ImageSide | None = None,
         width: ImageSide | None = None,
-        seed: Seed | None = None,
+        seed: Seed | list[Seed] | None = None,
     ) -> list[list[dict[str, Any]]]:
         """Generate `num_generations` images per prompt, `batch_size` images per pipeline call.
 
@@ -218,8 +226,9 @@ class DiffusersImageGeneration(ImageGenerationModel):
                 default.
             width: Image width in pixels, a positive multiple of 8. None: the pipeline's
                 default.
-            seed: Base seed: image k of prompt i uses seed + i * num_generations + k. None:
-                a random base seed, reported in the outputs.
+            seed: Base seed: image k of prompt i uses seed + i * num_generations + k. A list
+                gives each prompt its own: image k of prompt i uses seed[i] + k. None: a
+                random base seed, reported in the outputs.
 
         Returns:
             One list per prompt holding {"images": [...], "format": ..., "seeds": [...]}.
@@ -227,9 +236,15 @@ class DiffusersImageGeneration(ImageGenerationModel):
         import torch
 
         pipeline = self.pipeline
-        base_seed = secrets.randbelow(_RANDOM_SEED_LIMIT) if seed is None else seed
-        # Flattened (prompt, generation) pairs: pair g is seeded with base_seed + g.
+        watch = self._interrupter.watch()
+        if isinstance(seed, list):
+            firsts = seed
+        else:
+            base_seed = secrets.randbelow(_RANDOM_SEED_LIMIT) if seed is None else seed
+            firsts = [base_seed + i * num_generations for i in range(len(inputs))]
+        # Flattened (prompt, generation) pairs, each with its own seed.
         prompts = [prompt for prompt in inputs for _ in range(num_generations)]
+        seeds = [first + k for first in firsts for k in range(num_generations)]
         options = {
             name: value
             for name, value in (
@@ -242,10 +257,11 @@ class DiffusersImageGeneration(ImageGenerationModel):
         }
         images: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
+            watch.check()
             chunk = prompts[start : start + self.batch_size]
             generators = [
-                torch.Generator(self._device).manual_seed(base_seed + index)
-                for index in range(start, start + len(chunk))
+                torch.Generator(self._device).manual_seed(image_seed)
+                for image_seed in seeds[start : start + len(chunk)]
             ]
             result = pipeline(  # type: ignore[operator]
                 prompt=chunk,
@@ -253,6 +269,7 @@ class DiffusersImageGeneration(ImageGenerationModel):
                 generator=generators,
                 output_type="pil",
                 **options,
+                **_stop_when_interrupted(pipeline, watch),
             )
             images.extend(encode_image(image, self.image_format) for image in result.images)
         return [
@@ -260,11 +277,26 @@ class DiffusersImageGeneration(ImageGenerationModel):
                 {
                     "images": images[first : first + num_generations],
                     "format": self.image_format,
-                    "seeds": list(range(base_seed + first, base_seed + first + num_generations)),
+                    "seeds": seeds[first : first + num_generations],
                 }
             ]
             for first in range(0, len(prompts), num_generations)
         ]
+
+
+def _stop_when_interrupted(pipeline: Any, watch: CallWatch) -> dict[str, Any]:
+    """A step-end callback for the pipeline call that stops it once `watch` is interrupted.
+
+    Pipelines without `callback_on_step_end` get none, and run each call to its end.
+    """
+    if "callback_on_step_end" not in inspect.signature(pipeline.__call__).parameters:
+        return {}
+
+    def stop(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        watch.check()
+        return tensors
+
+    return {"callback_on_step_end": stop}
 
 
 def _pipeline_source(model: str) -> str:
