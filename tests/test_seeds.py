@@ -54,7 +54,8 @@ class OnePromptAtATime(ImageGenerationModel):
 
 
 class SingleImageAsync(AsyncImageGenerationModel):
-    """An async backend that makes one image per request; the engine fans out."""
+    """An async backend that makes one image per request; the engine fans out, and gives image
+    k of a prompt `seed + k` by default."""
 
     _num_generations_param_supported: ClassVar[bool] = False
     _requests: list[tuple[str, int]] = PrivateAttr(default_factory=list)
@@ -75,10 +76,6 @@ class SingleImageAsync(AsyncImageGenerationModel):
         """
         self._requests.append((input, seed))
         return [{"images": [encode_bytes(fake_image(input, seed, 8, 8, "png"))], "seeds": [seed]}]
-
-    def fan_out_kwargs(self, kwargs: dict[str, Any], index: int) -> dict[str, Any]:
-        """Image `index` uses seed + index."""
-        return {**kwargs, "seed": kwargs["seed"] + index}
 
 
 class LimitedSeeds(FakeImageGeneration):

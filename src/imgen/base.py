@@ -30,7 +30,7 @@ from imgen.runtime_parameters import (
     is_secret_field,
     validation_error,
 )
-from imgen.seeds import check_prompt_seeds, generate_by_prompt, kwargs_by_prompt
+from imgen.seeds import check_prompt_seeds, generate_by_prompt, kwargs_by_prompt, with_image_seed
 from imgen.serialization import _Serializable
 from imgen.validation import check_generation_kwargs, check_inputs, kwarg_parameters
 
@@ -356,10 +356,11 @@ class AsyncImageGenerationModel(ImageGenerationModel):
     def fan_out_kwargs(self, kwargs: dict[str, Any], index: int) -> dict[str, Any]:
         """The generation kwargs of the single-image call for image `index` of a prompt.
 
-        Used only when the engine fans out. Override to vary a call, e.g. give each image its
-        own seed; the default passes the kwargs unchanged.
+        Used only when the engine fans out. The default keeps the seed convention, image
+        `index` of a call with `seed=s` is made with `s + index`, and passes the other kwargs
+        unchanged. Override to vary a call in other ways.
         """
-        return kwargs
+        return with_image_seed(kwargs, index)
 
     def is_retryable(self, exc: BaseException) -> bool:
         """Whether a failed attempt is worth retrying; override to classify SDK errors.

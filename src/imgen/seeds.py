@@ -5,7 +5,8 @@ and `agenerate_outputs`, either one int (its own meaning, as always) or a list h
 seed per prompt. With a list, prompt i's image k is made with `seed[i] + k`, exactly as a call
 for that prompt alone with `seed=seed[i]` makes it. The core checks the list and delivers it:
 
-- async backends get each prompt's own int, since `agenerate` makes one prompt;
+- async backends get each prompt's own int, since `agenerate` makes one prompt (and, when the
+  engine fans a prompt out into single-image calls, image k gets `seed + k`);
 - sync backends that set `_prompt_seeds_supported = True` get the list in one `generate`
   call (diffusers batches prompts, and seeds each image with its own generator);
 - other sync backends get one `generate` call per prompt, each with its int.
@@ -26,7 +27,14 @@ from imgen.validation import kwarg_adapter
 if TYPE_CHECKING:
     from imgen.base import ImageGenerationModel
 
-__all__ = ["SEED", "check_prompt_seeds", "generate_by_prompt", "kwargs_by_prompt", "takes_seed"]
+__all__ = [
+    "SEED",
+    "check_prompt_seeds",
+    "generate_by_prompt",
+    "kwargs_by_prompt",
+    "takes_seed",
+    "with_image_seed",
+]
 
 SEED = "seed"
 """The generation parameter that seeds a backend."""
@@ -93,6 +101,18 @@ def kwargs_by_prompt(kwargs: Mapping[str, Any], count: int) -> list[dict[str, An
     if not _is_seed_list(seeds):
         return None
     return [{**kwargs, SEED: seeds[index]} for index in range(count)]
+
+
+def with_image_seed(kwargs: dict[str, Any], index: int) -> dict[str, Any]:
+    """The kwargs of a call for image `index` alone: with `seed + index` when they hold a seed.
+
+    Image k of a call with `seed=s` is made with `s + k`; a call for that image alone gets
+    `s + k` itself.
+    """
+    seed = kwargs.get(SEED)
+    if not index or isinstance(seed, bool) or not isinstance(seed, int):
+        return kwargs
+    return {**kwargs, SEED: seed + index}
 
 
 def generate_by_prompt(
