@@ -10,6 +10,8 @@ The images are noise: the weights are random. The same command with a real model
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,24 +26,10 @@ PROMPTS = ROOT / "examples" / "prompts.txt"
 def main(output: Path = ROOT / "demo-output") -> None:
     pipeline = build_tiny_pipeline(ROOT / ".demo" / "tiny-sd")
     imgen = shutil.which("imgen") or sys.exit("the `imgen` command is not on PATH")
-    command = [
-        imgen,
-        "batch",
-        f"diffusers:{pipeline}",
-        str(PROMPTS),
-        "-o",
-        str(output),
-        "-n",
-        "2",
-        "-p",
-        "num_inference_steps=2",
-        "-p",
-        "height=64",
-        "-p",
-        "width=64",
-        "-p",
-        "seed=0",
-    ]
+    model = f"diffusers:{pipeline}"
+    options = ["-p", "num_inference_steps=2", "-p", "height=64", "-p", "width=64"]
+    command = [imgen, "batch", model, str(PROMPTS), "-o", str(output), "-n", "2", *options]
+    command += ["-p", "seed=0"]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True)
     print(
@@ -50,6 +38,10 @@ def main(output: Path = ROOT / "demo-output") -> None:
         f'    ds = datasets.load_dataset("imagefolder", data_dir="{output}")\n\n'
         "Run this again and the job resumes: finished rows are skipped."
     )
+    first = json.loads((output / "metadata.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    again = [model, first["prompt"], "-p", f"seed={first['seed']}", *options]
+    print(f"\nEach image has its own seed; make {first['file_name']} again with:\n")
+    print("    imgen generate " + " ".join(shlex.quote(arg) for arg in again))
 
 
 if __name__ == "__main__":
