@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,12 +20,14 @@ from batch_support import (
     write_lines,
 )
 from imgen.batch import run_batch
+from imgen.batch.seeding import row_seed
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration, fake_image
 
 ROWS = 30
 JOB = """
 import sys
 from imgen.batch import run_batch
+from imgen.batch.seeding import row_seed
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
 
 kind, prompts, out = sys.argv[1:]
@@ -41,11 +45,14 @@ def prompts_file(tmp_path: Path) -> Path:
     return write_lines(tmp_path / "prompts.txt", *(f"prompt number {i}" for i in range(ROWS)))
 
 
-def assert_images_are_the_fakes(out: Path, lines: list[dict[str, object]]) -> None:
-    """Every image holds exactly the bytes the fake makes for it: nothing torn survived."""
+def assert_images_are_the_fakes(out: Path, lines: list[dict[str, Any]]) -> None:
+    """Every image holds exactly the bytes the fake makes for it (nothing torn survived), with
+    the seed a run straight through gives it, however often the job was killed."""
+    job_seed = json.loads((out / "job.json").read_text())["seed"]
     for line in lines:
-        expected = fake_image(str(line["prompt"]), int(str(line["seed"])), 64, 64, "png")
-        assert (out / str(line["file_name"])).read_bytes() == expected, line["file_name"]
+        assert line["seed"] == row_seed(job_seed, line["row"]) + line["generation"]
+        expected = fake_image(line["prompt"], line["seed"], 64, 64, "png")
+        assert (out / line["file_name"]).read_bytes() == expected, line["file_name"]
 
 
 @pytest.mark.parametrize(

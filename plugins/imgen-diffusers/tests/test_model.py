@@ -308,6 +308,37 @@ def test_a_batch_stopped_by_a_signal_exits_cleanly_and_resumes(
     }
 
 
+def sets_sigterm_handler(pid: int) -> bool:
+    """Whether process `pid` handles SIGTERM now (Linux: the SigCgt mask of /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+def test_ctrl_c_during_imgen_generate_exits_130_with_one_line(
+    tiny_pipeline_path: Path, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-c", "from imgen.cli import main; main()", "generate"]
+    command += [f"diffusers:{tiny_pipeline_path}", "a red fox", "-n", "8", "-O", "device=cpu"]
+    command += ["-p", "num_inference_steps=500", "-p", "height=64", "-p", "width=64"]
+    job = subprocess.Popen([*command, "-o", str(tmp_path)], stderr=subprocess.PIPE)
+    started = time.monotonic()
+    # Past imgen's imports (its handlers are set), then past loading torch and the pipeline:
+    # about 5 CPU seconds; 8 images of 500 denoising steps take far longer.
+    process = psutil.Process(job.pid)
+    while not (sets_sigterm_handler(job.pid) and process.cpu_times().user > 8):
+        assert job.poll() is None and time.monotonic() - started < 300, job.communicate()
+        time.sleep(0.1)
+
+    job.send_signal(signal.SIGINT)
+    _, stderr = job.communicate(timeout=120)
+
+    assert job.returncode == 130
+    assert stderr.decode().splitlines()[-1] == "Interrupted by SIGINT (Ctrl-C)."
+    assert b"terminate called" not in stderr
+    assert b"Traceback" not in stderr
+
+
 # -- generation parameters ----------------------------------------------------------------
 
 
