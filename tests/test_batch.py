@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -15,10 +16,8 @@ import pytest
 from pydantic import PrivateAttr
 
 from batch_support import assert_complete, image_names, read_metadata, write_jsonl, write_lines
-from imgen.batch import BatchStopped, BatchSummary, LocalEngine, run_batch
-from imgen.batch.dataset import ImageFolder
+from imgen.batch import BatchStopped, BatchSummary, LocalEngine, dataset, run_batch
 from imgen.batch.files import lock_exclusively
-from imgen.batch.inputs import PromptRow
 from imgen.batch.seeding import row_seed
 from imgen.errors import InvalidInputError, MissingCredentialsError
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
@@ -243,14 +242,14 @@ def test_an_output_that_breaks_the_contract_fails_its_row_only(tmp_path: Path) -
 def test_a_failing_disk_stops_the_job_with_its_error(
     tmp_path: Path, prompts_file: Path, monkeypatch: pytest.MonkeyPatch, spec: str
 ) -> None:
-    write_images = ImageFolder.write_images
+    write = dataset.write_atomically
 
-    def full_on_row_3(folder: ImageFolder, row: PromptRow, *args: Any) -> Any:
-        if row.row == 3:
-            raise OSError(28, "No space left on device")
-        return write_images(folder, row, *args)
+    def full_on_row_3(path: Path, data: bytes, *, durable: bool = True) -> None:
+        if path.name.startswith("000003-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(path, data, durable=durable)
 
-    monkeypatch.setattr(ImageFolder, "write_images", full_on_row_3)
+    monkeypatch.setattr(dataset, "write_atomically", full_on_row_3)
 
     with pytest.raises(BatchStopped, match=r"cannot write the dataset in .*No space left") as stop:
         run_batch(spec, prompts_file, tmp_path / "out")

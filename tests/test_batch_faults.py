@@ -19,9 +19,7 @@ from typing import Any, ClassVar
 import pytest
 
 from batch_support import assert_complete, read_metadata, write_lines
-from imgen.batch import BatchStopped, LocalEngine, run_batch
-from imgen.batch.dataset import ImageFolder
-from imgen.batch.inputs import PromptRow
+from imgen.batch import BatchStopped, LocalEngine, dataset, run_batch
 from imgen.errors import InvalidInputError
 from imgen.images import encode_bytes
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
@@ -202,14 +200,14 @@ def test_an_output_that_cannot_be_written_fails_its_row_only(tmp_path: Path) -> 
 def test_a_file_too_big_for_the_disk_fails_its_row_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_images = ImageFolder.write_images
+    write = dataset.write_atomically
 
-    def too_big_on_row_2(folder: ImageFolder, row: PromptRow, *args: Any) -> Any:
-        if row.row == 2:
+    def too_big_on_row_2(path: Path, data: bytes, *, durable: bool = True) -> None:
+        if path.name.startswith("000002-"):
             raise OSError(errno.EFBIG, "File too large")
-        return write_images(folder, row, *args)
+        write(path, data, durable=durable)
 
-    monkeypatch.setattr(ImageFolder, "write_images", too_big_on_row_2)
+    monkeypatch.setattr(dataset, "write_atomically", too_big_on_row_2)
 
     summary = run_batch("fake", ["a fox", "a huge fox", "a cat"], tmp_path / "out")
 
@@ -299,3 +297,29 @@ def test_a_row_with_bad_text_from_python_is_a_bad_row_too(tmp_path: Path) -> Non
         (3, "x \ud83d"),
     ]
     assert json.loads(json.dumps(summary.to_dict()))["bad_rows"][0]["prompt"] == "bad \udc80"
+
+
+def test_an_oserror_from_a_backend_fails_its_row_not_the_job(tmp_path: Path) -> None:
+    """A connection error is an OSError too, but no fault of the dataset."""
+
+    class Unreachable(FakeImageGeneration):
+        def generate(
+            self, inputs: list[str], num_generations: int = 1, seed: int | list[int] = 0
+        ) -> list[list[dict[str, Any]]]:
+            """Fail to connect for "offline" prompts.
+
+            Args:
+                inputs: The prompts.
+                num_generations: Images per prompt.
+                seed: The first seed, or one per prompt.
+            """
+            if "offline" in inputs[0]:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            return super().generate(inputs, num_generations, seed)
+
+    summary = run_batch(
+        Unreachable(), ["a fox", "offline", "a cat"], tmp_path / "out", engine=LocalEngine(1)
+    )
+
+    assert (summary.rows_done, summary.rows_failed) == (2, 1)
+    assert "ConnectionRefusedError" in errors_of(tmp_path / "out")[0]["error"]

@@ -18,15 +18,16 @@ generations has a line.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar, cast
 
 from imgen.batch.files import (
     append_durably,
@@ -43,7 +44,7 @@ from imgen.errors import InvalidInputError
 from imgen.images import EXTENSIONS, decode_bytes, detect_format, write_atomically
 from imgen.outputs import image_metadata
 
-__all__ = ["RESERVED_COLUMNS", "DoneImages", "ImageFolder"]
+__all__ = ["RESERVED_COLUMNS", "DatasetWriteError", "DoneImages", "ImageFolder"]
 
 IMAGES = "images"
 METADATA = "metadata.jsonl"
@@ -57,6 +58,33 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 RESERVED_COLUMNS = frozenset({*FIXED_COLUMNS, "image"})
 
 logger = logging.getLogger("imgen.batch")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DatasetWriteError(Exception):
+    """The dataset could not be written: a fault of the job, not of a row.
+
+    Attributes:
+        cause: What the system said (a full disk, a removed folder...).
+    """
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _writes_the_dataset(method: F) -> F:
+    """Raise `DatasetWriteError` for the OSErrors of `method`, so they are told apart from
+    anything else that fails (a backend's connection error is an OSError too)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            raise DatasetWriteError(exc) from exc
+
+    return cast(F, wrapper)
 
 
 @dataclass
@@ -191,6 +219,7 @@ class ImageFolder:
             unlock_and_remove(self._lock, self.root / LOCK)
         self._metadata = self._errors = self._lock = None
 
+    @_writes_the_dataset
     def write_images(
         self, row: PromptRow, output: Mapping[str, Any], generations: Iterable[int]
     ) -> list[dict[str, Any]]:
@@ -207,7 +236,7 @@ class ImageFolder:
         Raises:
             InvalidInputError: The output lacks an image, an image is not base64 or not a PNG,
                 JPEG, WebP or GIF, or its metadata cannot be saved as JSON (a row failure).
-            OSError: The dataset cannot be written (a fault of the job).
+            DatasetWriteError: The dataset cannot be written (a fault of the job).
         """
         assert self.manifest is not None, "open() the folder first"
         images = output.get("images")
@@ -244,6 +273,7 @@ class ImageFolder:
             write_atomically(self.images / name, data, durable=False)
         return records
 
+    @_writes_the_dataset
     def append_metadata(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Make the records' images durable, then append their lines and fsync.
 
@@ -251,7 +281,7 @@ class ImageFolder:
         for the JSON loader of `datasets`: it infers them from the first lines.
 
         Raises:
-            OSError: The dataset cannot be written, or was removed while the job ran.
+            DatasetWriteError: The dataset cannot be written, or was removed while the job ran.
         """
         assert self._metadata is not None, "open() the folder first"
         records = list(records)
@@ -268,6 +298,7 @@ class ImageFolder:
         )
         append_durably(self._metadata, text.encode())
 
+    @_writes_the_dataset
     def record_failure(self, row: int, prompt: str | None, stage: str, error: str) -> None:
         """Note a row that failed (stage "generation") or could not be read (stage "input").
 

@@ -25,7 +25,7 @@ from contextlib import aclosing
 from typing import Any, Literal
 
 from imgen.base import ImageGenerationModel
-from imgen.batch.dataset import RESERVED_COLUMNS, ImageFolder
+from imgen.batch.dataset import RESERVED_COLUMNS, DatasetWriteError, ImageFolder
 from imgen.batch.engines import Engine, resolve_engine
 from imgen.batch.inputs import PromptRow, PromptSource, read_prompts, row_noun
 from imgen.batch.manifest import JobManifest
@@ -173,8 +173,8 @@ def _run(
         summary.interrupted = True
         summary.signal = signal_name(signal_of(stop))
         raise BatchInterrupted(summary, signal_of(stop)) from None
-    except OSError as fault:  # the dataset cannot be written: the job itself failed
-        raise BatchStopped(summary, fault) from fault
+    except DatasetWriteError as fault:  # the job itself failed, not one of its rows
+        raise BatchStopped(summary, fault.cause) from fault.cause
     finally:
         folder.close()
         summary.seconds = time.perf_counter() - started
@@ -311,16 +311,16 @@ class _Job:
         The engine may call it from a thread of its own (see `Engine.run`).
 
         Raises:
-            OSError: The dataset cannot be written: a fault of the job, which stops it.
+            DatasetWriteError: The dataset cannot be written: a fault of the job, which stops.
         """
         if outcome.output is None:
             return row, outcome.error or "no output"
         try:
             return row, self._folder.write_images(row, outcome.output, self._pending[row.row])
-        except OSError as exc:
-            if exc.errno != errno.EFBIG:  # only a file too big for the disk is the row's fault
+        except DatasetWriteError as exc:
+            if exc.cause.errno != errno.EFBIG:  # only a file too big for the disk is the row's
                 raise
-            return row, f"{type(exc).__name__}: {exc}"
+            return row, f"{type(exc.cause).__name__}: {exc.cause}"
         except Exception as exc:  # whatever else this row's output holds fails this row only
             return row, f"{type(exc).__name__}: {exc}"
 
