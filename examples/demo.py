@@ -12,6 +12,7 @@ Usage: `python examples/demo.py [OUTPUT_DIR]` (default: demo-output/ in the repo
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import subprocess
@@ -66,27 +67,18 @@ def describe_value(value: Any) -> str:
 def main(output: Path, work: Path = ROOT / ".demo", prompts: Path = PROMPTS) -> None:
     with quiet_libraries():  # transformers' notices while it writes the pipeline
         pipeline = build_tiny_pipeline(work / "tiny-sd")
-    arguments = [
-        "batch",
-        f"diffusers:{pipeline}",
-        str(prompts),
-        "-o",
-        str(output),
-        "-n",
-        "2",
-        "-p",
-        "num_inference_steps=2",
-        "-p",
-        "height=64",
-        "-p",
-        "width=64",
-        "-p",
-        "seed=0",
-    ]
+    model = f"diffusers:{pipeline}"
+    options = ["-p", "num_inference_steps=2", "-p", "height=64", "-p", "width=64"]
+    arguments = ["batch", model, str(prompts), "-o", str(output), "-n", "2", *options]
+    arguments += ["-p", "seed=0"]
     print("$", shlex.join(["imgen", *arguments]), flush=True)
     subprocess.run([imgen_command(), *arguments], check=True)
     show_dataset(output)
     print("\nRun this again and the job resumes: finished rows are skipped.")
+    first = json.loads((output / "metadata.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    again = ["generate", model, first["prompt"], *options, "-p", f"seed={first['seed']}"]
+    print(f"\nEach image has its own seed; make {first['file_name']} again with:\n")
+    print("    " + shlex.join(["imgen", *again]))
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@ Imported by test modules as `batch_support` (the tests folder is on pytest's pyt
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 
@@ -75,3 +79,31 @@ def write_lines(path: Path, *lines: str) -> Path:
 def write_jsonl(path: Path, *records: dict[str, Any]) -> Path:
     """Write one JSON object a line to `path`; return `path`."""
     return write_lines(path, *(json.dumps(record) for record in records))
+
+
+def wait_for_images(
+    out: Path, count: int, job: subprocess.Popen[bytes], since: float = 0.0
+) -> None:
+    """Return once `count` images written after `since` are in place, while the job runs."""
+
+    def written() -> int:
+        folder = out / "images"
+        if not folder.is_dir():
+            return 0
+        return sum(
+            1
+            for entry in os.scandir(folder)
+            if not entry.name.startswith(".") and entry.stat().st_mtime >= since
+        )
+
+    wait_until(lambda: written() >= count, job)
+
+
+def wait_until(condition: Callable[[], bool], job: subprocess.Popen[bytes]) -> None:
+    """Return once `condition()` holds, while the job still runs."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        if job.poll() is not None or time.monotonic() > deadline:
+            job.kill()
+            pytest.fail(f"the job ended first: {job.communicate()}")
+        time.sleep(0.002)

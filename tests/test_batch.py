@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -15,10 +16,9 @@ import pytest
 from pydantic import PrivateAttr
 
 from batch_support import assert_complete, image_names, read_metadata, write_jsonl, write_lines
-from imgen.batch import BatchSummary, LocalEngine, run_batch
-from imgen.batch.dataset import ImageFolder
+from imgen.batch import BatchStopped, BatchSummary, LocalEngine, dataset, run_batch
 from imgen.batch.files import lock_exclusively
-from imgen.batch.inputs import PromptRow
+from imgen.batch.seeding import row_seed
 from imgen.errors import InvalidInputError, MissingCredentialsError
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
 
@@ -128,21 +128,22 @@ def test_writes_an_imagefolder_with_a_line_per_image(tmp_path: Path) -> None:
         "model": "fake:fake-v1",
         "row": lines[0]["row"],
         "generation": lines[0]["generation"],
-        "seed": 5 + lines[0]["generation"],
+        "seed": row_seed(5, lines[0]["row"]) + lines[0]["generation"],
         "id": lines[0]["id"],
         "style": lines[0]["style"],
         "format": "png",
     }
     by_key = {(line["row"], line["generation"]): line for line in lines}
     assert by_key[2, 1]["prompt"] == "a cat"
-    assert by_key[2, 1]["seed"] == 6  # each image's own seed, split from "seeds"
+    assert by_key[2, 1]["seed"] == row_seed(5, 2) + 1  # each image's own seed
     assert by_key[2, 1]["style"] is None  # every line has every key
     assert (summary.rows_done, summary.rows_skipped, summary.rows_failed) == (2, 0, 0)
     assert summary.images_written == 4
     assert summary.output_dir == (tmp_path / "out").resolve()
     manifest = json.loads((tmp_path / "out" / "job.json").read_text())
     assert manifest["model"] == "fake:fake-v1"
-    assert manifest["generation_kwargs"] == {"seed": 5}
+    assert manifest["generation_kwargs"] == {}
+    assert manifest["seed"] == 5
     assert manifest["model_config"]["type_info"]["backend"] == "fake"
 
 
@@ -171,7 +172,7 @@ def test_datasets_loads_the_output_as_an_imagefolder(tmp_path: Path) -> None:
     }
     assert dataset["first"] == {"size": [32, 16], "model": "fake:fake-v1"}
     assert sorted(dataset["prompts"]) == ["a cat", "a cat", "a fox", "a fox"]
-    assert sorted(dataset["seeds"]) == [0, 0, 1, 1]
+    assert len(set(dataset["seeds"])) == 4
 
 
 def test_a_rerun_skips_the_rows_done(tmp_path: Path, prompts_file: Path) -> None:
@@ -233,7 +234,7 @@ def test_an_output_that_breaks_the_contract_fails_its_row_only(tmp_path: Path) -
     assert (summary.rows_done, summary.rows_failed) == (2, 2)
     errors = (tmp_path / "out/errors.jsonl").read_text()
     assert "InvalidInputError: Not a base64 image" in errors
-    assert "The backend returned 1 images for row 4, not 2." in errors
+    assert "ImgenError: Backend returned 1 images where num_generations=2." in errors
     assert_complete(tmp_path / "out", rows=[1, 3], num_generations=2)
 
 
@@ -241,17 +242,20 @@ def test_an_output_that_breaks_the_contract_fails_its_row_only(tmp_path: Path) -
 def test_a_failing_disk_stops_the_job_with_its_error(
     tmp_path: Path, prompts_file: Path, monkeypatch: pytest.MonkeyPatch, spec: str
 ) -> None:
-    write_images = ImageFolder.write_images
+    write = dataset.write_atomically
 
-    def full_on_row_3(folder: ImageFolder, row: PromptRow, *args: Any) -> Any:
-        if row.row == 3:
-            raise OSError(28, "No space left on device")
-        return write_images(folder, row, *args)
+    def full_on_row_3(path: Path, data: bytes, *, durable: bool = True) -> None:
+        if path.name.startswith("000003-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(path, data, durable=durable)
 
-    monkeypatch.setattr(ImageFolder, "write_images", full_on_row_3)
+    monkeypatch.setattr(dataset, "write_atomically", full_on_row_3)
 
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(BatchStopped, match=r"cannot write the dataset in .*No space left") as stop:
         run_batch(spec, prompts_file, tmp_path / "out")
+    assert isinstance(stop.value.__cause__, OSError)
+    assert stop.value.summary.rows_done == 2
+    assert not (tmp_path / "out" / ".imgen-batch.lock").exists()
 
     monkeypatch.undo()
     run_batch(spec, prompts_file, tmp_path / "out")
@@ -291,8 +295,8 @@ def test_another_jobs_dataset_is_refused_unless_forced(tmp_path: Path, prompts_f
 
     with pytest.raises(InvalidInputError, match=r"made by 'fake:fake-v1', not 'fake:fake-v2'"):
         run_batch(other, prompts_file, out, generation_kwargs={"seed": 1})
-    with pytest.raises(InvalidInputError, match=r"generation kwargs \{'seed': 1\}, not \{\}"):
-        run_batch("fake", prompts_file, out)
+    with pytest.raises(InvalidInputError, match=r"made with job seed 1, not 2"):
+        run_batch("fake", prompts_file, out, generation_kwargs={"seed": 2})
     assert not other.is_loaded
 
     summary = run_batch(other, prompts_file, out, force=True)
@@ -415,8 +419,8 @@ def test_the_summary_tells_what_happened(tmp_path: Path) -> None:
     assert "line 2: no 'prompt' field; line 3: 'prompt' is empty" in text
     data = summary.to_dict()
     assert json.loads(json.dumps(data))["bad_rows"] == [
-        {"row": 2, "reason": "no 'prompt' field"},
-        {"row": 3, "reason": "'prompt' is empty"},
+        {"row": 2, "reason": "no 'prompt' field", "prompt": None},
+        {"row": 3, "reason": "'prompt' is empty", "prompt": None},
     ]
     assert data["images_per_second"] > 0
     assert summary.complete

@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from batch_support import assert_complete, read_metadata, write_jsonl, write_lines
+from imgen.batch.seeding import row_seed
 from imgen.cli import main
 
 
@@ -34,7 +35,10 @@ def test_batch_writes_the_dataset_and_prints_a_summary(tmp_path: Path, prompts_f
     assert "3 rows done, 0 skipped (done before), 0 failed; 6 images" in result.stdout
     assert f"Dataset: {out.resolve()}" in result.stdout
     lines = assert_complete(out, rows=[1, 2, 3], num_generations=2)
-    assert sorted({line["seed"] for line in lines}) == [40, 41]
+    assert {(line["row"], line["generation"]): line["seed"] for line in lines} == {
+        (row, k): row_seed(40, row) + k for row in (1, 2, 3) for k in (0, 1)
+    }
+    assert "Job seed: 40 " in result.stdout
     with Image.open(out / lines[0]["file_name"]) as image:
         assert image.size == (24, 64)
 
@@ -129,3 +133,12 @@ def test_help_lists_the_options() -> None:
         assert option in result.stdout
     for option in ("--prompt-column", "--engine [local|ray]", "--no-resume", "--force"):
         assert option in result.stdout
+
+
+def test_ray_options_need_the_ray_engine(tmp_path: Path) -> None:
+    prompts = write_lines(tmp_path / "p.txt", "a fox")
+
+    result = imgen("batch", "fake", str(prompts), "-o", str(tmp_path / "out"), "--actors", "2")
+
+    assert result.exit_code == 2
+    assert "--actors and --gpus-per-actor apply to --engine ray; add it." in result.output

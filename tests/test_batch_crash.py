@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from batch_support import assert_complete, assert_lines_name_whole_images, write_lines
+from batch_support import (
+    assert_complete,
+    assert_lines_name_whole_images,
+    wait_for_images,
+    write_lines,
+)
 from imgen.batch import run_batch
+from imgen.batch.seeding import row_seed
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration, fake_image
 
 ROWS = 30
 JOB = """
 import sys
 from imgen.batch import run_batch
+from imgen.batch.seeding import row_seed
 from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
 
 kind, prompts, out = sys.argv[1:]
@@ -37,39 +45,14 @@ def prompts_file(tmp_path: Path) -> Path:
     return write_lines(tmp_path / "prompts.txt", *(f"prompt number {i}" for i in range(ROWS)))
 
 
-def wait_for_images(
-    out: Path, count: int, job: subprocess.Popen[bytes], since: float = 0.0
-) -> None:
-    """Return once `count` images written after `since` are in place, while the job runs."""
-
-    def written() -> int:
-        folder = out / "images"
-        if not folder.is_dir():
-            return 0
-        return sum(
-            1
-            for entry in os.scandir(folder)
-            if not entry.name.startswith(".") and entry.stat().st_mtime >= since
-        )
-
-    wait_until(lambda: written() >= count, job)
-
-
-def wait_until(condition: Callable[[], bool], job: subprocess.Popen[bytes]) -> None:
-    """Return once `condition()` holds, while the job still runs."""
-    deadline = time.monotonic() + 60
-    while not condition():
-        if job.poll() is not None or time.monotonic() > deadline:
-            job.kill()
-            pytest.fail(f"the job ended first: {job.communicate()}")
-        time.sleep(0.002)
-
-
-def assert_images_are_the_fakes(out: Path, lines: list[dict[str, object]]) -> None:
-    """Every image holds exactly the bytes the fake makes for it: nothing torn survived."""
+def assert_images_are_the_fakes(out: Path, lines: list[dict[str, Any]]) -> None:
+    """Every image holds exactly the bytes the fake makes for it (nothing torn survived), with
+    the seed a run straight through gives it, however often the job was killed."""
+    job_seed = json.loads((out / "job.json").read_text())["seed"]
     for line in lines:
-        expected = fake_image(str(line["prompt"]), int(str(line["seed"])), 64, 64, "png")
-        assert (out / str(line["file_name"])).read_bytes() == expected, line["file_name"]
+        assert line["seed"] == row_seed(job_seed, line["row"]) + line["generation"]
+        expected = fake_image(line["prompt"], line["seed"], 64, 64, "png")
+        assert (out / line["file_name"]).read_bytes() == expected, line["file_name"]
 
 
 @pytest.mark.parametrize(
@@ -131,3 +114,57 @@ def test_ctrl_c_stops_cleanly_with_a_summary_and_the_next_run_resumes(
 
     assert again.returncode == 0, again.stderr
     assert_complete(out, rows=range(1, ROWS + 1), num_generations=2)
+
+
+def test_only_the_dataset_is_made_durable_never_the_whole_host(
+    tmp_path: Path, prompts_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgen.batch import files
+
+    def host_wide_sync() -> None:
+        raise AssertionError("os.sync() flushes every filesystem of the host")
+
+    monkeypatch.setattr(os, "sync", host_wide_sync)
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recorded_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+
+    run_batch(FakeImageGeneration(latency=0.01), prompts_file, tmp_path / "out")
+
+    assert_complete(tmp_path / "out", rows=range(1, ROWS + 1), num_generations=1)
+    assert synced, "nothing was made durable"
+    assert all(path.startswith(str(tmp_path / "out")) for path in synced)
+    assert files._libc_syncfs() is not None  # Linux: big groups take one syncfs instead
+
+
+@pytest.mark.parametrize(("count", "syncfs_calls", "fsync_calls"), [(3, 0, 4), (40, 1, 0)])
+def test_a_big_group_of_images_takes_one_syncfs_a_small_one_an_fsync_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, syncfs_calls: int, fsync_calls: int
+) -> None:
+    from imgen.batch import files
+
+    paths = [tmp_path / f"{i}.png" for i in range(count)]
+    for path in paths:
+        path.write_bytes(b"image")
+    calls = {"syncfs": 0, "fsync": 0}
+    syncfs, fsync = files._syncfs, os.fsync
+
+    def counted_syncfs(folder: Path) -> bool:
+        calls["syncfs"] += 1
+        return syncfs(folder)
+
+    def counted_fsync(fd: int) -> None:
+        calls["fsync"] += 1
+        fsync(fd)
+
+    monkeypatch.setattr(files, "_syncfs", counted_syncfs)
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+
+    files.make_durable(paths, tmp_path)
+
+    assert calls == {"syncfs": syncfs_calls, "fsync": fsync_calls}

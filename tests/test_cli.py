@@ -203,7 +203,10 @@ def test_info_shows_summary_fields_and_generation_kwargs() -> None:
     assert "Deterministic placeholder images, generated in-process (sync)." in text
     assert "  width: int = 64\n      Image width in pixels.\n" in text
     assert "  image_format: Literal['png', 'jpeg', 'webp'] = 'png'\n" in text
-    assert "  seed: int = 0\n      Image k of a prompt uses seed + k.\n" in text
+    assert (
+        "  seed: int | list[int] = 0\n"
+        "      Image k of a prompt uses seed + k; a list gives each prompt its own seed.\n"
+    ) in text
 
 
 def test_info_json_lists_runtime_parameters_of_async_backends() -> None:
@@ -250,7 +253,7 @@ def test_info_describes_a_backend_that_requires_fields(in_test_backends: None) -
     result = invoke("info", "cli-test-endpoint")
     assert result.exit_code == 0
     assert "  endpoint: str  (required)\n      Where the requests go.\n" in result.stdout
-    assert "  seed: int = 0\n" in result.stdout
+    assert "  seed: int | list[int] = 0\n" in result.stdout
 
 
 def test_info_of_an_unknown_backend_suggests_the_close_name() -> None:

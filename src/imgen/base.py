@@ -31,6 +31,7 @@ from imgen.runtime_parameters import (
     is_secret_field,
     validation_error,
 )
+from imgen.seeds import check_prompt_seeds, generate_by_prompt, kwargs_by_prompt, with_image_seed
 from imgen.serialization import _Serializable
 from imgen.validation import check_generation_kwargs, check_inputs, kwarg_parameters
 
@@ -69,6 +70,8 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
     """The registry name, e.g. "openai"; the part before the `:` in a model spec."""
     model_field: ClassVar[str] = "model"
     """The field that receives the model id, the part after the `:` in a model spec."""
+    _prompt_seeds_supported: ClassVar[bool] = False
+    """Whether `generate` takes `seed` as a list, one seed per prompt (see `imgen.seeds`)."""
 
     generation_kwargs: RuntimeParameter[dict[str, Any]] = Field(
         default_factory=dict,
@@ -115,6 +118,14 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
     def unload(self) -> None:
         """Release what `load` acquired. Subclasses call super().unload()."""
         self._logger = None
+
+    def interrupt(self) -> None:
+        """Ask the `generate` calls running in other threads to stop soon.
+
+        A call that stops raises `GenerationInterrupted`. Batch jobs call it when Ctrl-C or
+        SIGTERM stops them. The default does nothing, so calls run to their end; backends with
+        long calls override it with an `imgen.interrupts.CallInterrupter`.
+        """
 
     @property
     def spec(self) -> str:
@@ -168,7 +179,9 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
             return []
         if not self.is_loaded:
             self.load()
-        outputs = self.generate(inputs, num_generations=num_generations, **merged)
+        outputs = generate_by_prompt(
+            self.generate, inputs, num_generations, merged, self._prompt_seeds_supported
+        )
         if len(outputs) != len(inputs):
             raise InvalidInputError(
                 f"{type(self).__name__}.generate returned {len(outputs)} outputs "
@@ -206,7 +219,7 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
             InvalidInputError: Bad prompts, count, kwarg name or kwarg value.
         """
         check_inputs(inputs, num_generations)
-        return self._check_generation_kwargs({**self.get_generation_kwargs(), **kwargs})
+        return check_prompt_seeds(self, len(inputs), {**self.get_generation_kwargs(), **kwargs})
 
     @model_validator(mode="after")
     def _known_generation_kwargs(self) -> typing.Self:
@@ -345,10 +358,11 @@ class AsyncImageGenerationModel(ImageGenerationModel):
     def fan_out_kwargs(self, kwargs: dict[str, Any], index: int) -> dict[str, Any]:
         """The generation kwargs of the single-image call for image `index` of a prompt.
 
-        Used only when the engine fans out. Override to vary a call, e.g. give each image its
-        own seed; the default passes the kwargs unchanged.
+        Used only when the engine fans out. The default keeps the seed convention, image
+        `index` of a call with `seed=s` is made with `s + index`, and passes the other kwargs
+        unchanged. Override to vary a call in other ways.
         """
-        return kwargs
+        return with_image_seed(kwargs, index)
 
     def is_retryable(self, exc: BaseException) -> bool:
         """Whether a failed attempt is worth retrying; override to classify SDK errors.
@@ -397,11 +411,13 @@ class AsyncImageGenerationModel(ImageGenerationModel):
 
         fan_out = not self.supports_num_generations
         agenerate = self.agenerate
+        own_kwargs = kwargs_by_prompt(kwargs, len(inputs))  # a seed per prompt, if given
 
         # A plain function handing back agenerate's coroutine: no extra frame per call.
-        def call(prompt: str, n: int, index: int) -> Awaitable[Any]:
-            extra = self.fan_out_kwargs(kwargs, index) if fan_out else kwargs
-            return agenerate(prompt, num_generations=n, **extra)
+        def call(position: int, n: int, index: int) -> Awaitable[Any]:
+            shared = kwargs if own_kwargs is None else own_kwargs[position]
+            extra = self.fan_out_kwargs(shared, index) if fan_out else shared
+            return agenerate(inputs[position], num_generations=n, **extra)
 
         return await run_batch(
             call,

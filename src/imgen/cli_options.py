@@ -3,8 +3,9 @@
 `imgen generate` and `imgen batch` take the same MODEL argument and `-p`/`-O` options, and report
 failures the same way: one line on stderr, exit code 2 for the user's mistake (a bad option,
 an unknown backend, a missing API key, an unreadable config), 3 for a backend whose plugin is
-broken or in conflict with another, and 1 for a failure at run time.
-The traceback shows only with `--debug` (or IMGEN_DEBUG=1), and known secrets are masked.
+broken or in conflict with another, 1 for a failure at run time, and 128 + the signal's number
+when Ctrl-C (130) or SIGTERM (143) stopped the command. The traceback shows only with `--debug`
+(or IMGEN_DEBUG=1), and known secrets are masked.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from imgen.errors import (
 )
 from imgen.runtime_parameters import is_secret_field
 from imgen.serialization import SUFFIXES, read_config
+from imgen.signals import exit_code, signal_name, signal_of, stop_on_signals
 
 if TYPE_CHECKING:
     from imgen.base import ImageGenerationModel
@@ -263,9 +265,14 @@ class ImgenGroup(click.Group):
         return imported
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; turn any exception into one line on stderr and an exit code."""
+        """Run the command; turn any exception into one line on stderr and an exit code.
+
+        Ctrl-C, SIGTERM and SIGHUP stop a command with one line and exit code 128 + the
+        signal's number (130 for Ctrl-C, 143 for SIGTERM).
+        """
         try:
-            return super().invoke(ctx)
+            with stop_on_signals():
+                return super().invoke(ctx)
         except click.ClickException as exc:
             masked = _masked(exc.message, ctx)  # e.g. failures recorded by on_error="record"
             if masked == exc.message:
@@ -275,6 +282,10 @@ class ImgenGroup(click.Group):
             raise replacement from None
         except (click.exceptions.Exit, click.Abort):
             raise
+        except KeyboardInterrupt as interrupt:
+            name = signal_name(signal_of(interrupt))
+            click.echo(f"Interrupted by {name}{' (Ctrl-C)' if name == 'SIGINT' else ''}.", err=True)
+            raise click.exceptions.Exit(exit_code(interrupt)) from None
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
                 raise  # click itself exits quietly when the reader of stdout went away

@@ -16,9 +16,9 @@ from imgen.retry import RetryPolicy
 
 __all__ = ["run_batch"]
 
-# call(prompt, n, index): one attempt at n images; index is the first image's position among
-# the prompt's num_generations (0 unless the batch fans out).
-Call = Callable[[str, int, int], Awaitable[Any]]
+# call(position, n, index): one attempt at n images for inputs[position]; index is the first
+# image's position among the prompt's num_generations (0 unless the batch fans out).
+Call = Callable[[int, int, int], Awaitable[Any]]
 
 
 async def run_batch(
@@ -37,8 +37,8 @@ async def run_batch(
     """Generate for every input, at most `max_concurrency` calls in flight.
 
     Args:
-        call: Makes one attempt: `call(prompt, n, index)` returns that prompt's output for `n`
-            images, starting at image `index` of the prompt.
+        call: Makes one attempt: `call(position, n, index)` returns the output of
+            `inputs[position]` for `n` images, starting at image `index` of the prompt.
         inputs: The prompts.
         num_generations: Images per prompt.
         fan_out: Make `num_generations` calls of one image each and merge them.
@@ -55,13 +55,13 @@ async def run_batch(
     """
     slots = asyncio.Semaphore(max_concurrency)
 
-    async def attempt(prompt: str, n: int, index: int = 0) -> Any:
+    async def attempt(position: int, n: int, index: int = 0) -> Any:
         retry = 0
         while True:
             async with slots:
                 try:
                     async with asyncio.timeout(timeout):
-                        return await call(prompt, n, index)
+                        return await call(position, n, index)
                 except Exception as exc:
                     error = exc
             if retry >= policy.max_retries or not is_retryable(error):
@@ -78,22 +78,22 @@ async def run_batch(
             )
             await asyncio.sleep(wait)
 
-    async def fan_out_one(prompt: str) -> Output:
+    async def fan_out_one(position: int) -> Output:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(attempt(prompt, 1, k)) for k in range(num_generations)]
+            tasks = [group.create_task(attempt(position, 1, k)) for k in range(num_generations)]
         return merge_outputs([check_output(t.result(), 1) for t in tasks])
 
     results: list[Output | None] = [None] * len(inputs)
     errors: dict[int, BaseException] = {}
     split = fan_out and num_generations > 1
 
-    async def settle(index: int, prompt: str) -> None:
+    async def settle(index: int) -> None:
         try:
             if split:
-                results[index] = await fan_out_one(prompt)
+                results[index] = await fan_out_one(index)
             else:
                 results[index] = check_output(
-                    await attempt(prompt, num_generations), num_generations
+                    await attempt(index, num_generations), num_generations
                 )
         except Exception as exc:
             # A TaskGroup wraps failures; report the first real one.
@@ -101,7 +101,7 @@ async def run_batch(
                 exc = exc.exceptions[0]
             errors[index] = exc
 
-    await asyncio.gather(*(settle(i, prompt) for i, prompt in enumerate(inputs)))
+    await asyncio.gather(*(settle(i) for i in range(len(inputs))))
     if errors and on_error == "raise":
         raise GenerationError(results, errors)
     return [r if r is not None else failure_record(errors[i]) for i, r in enumerate(results)]

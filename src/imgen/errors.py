@@ -13,6 +13,7 @@ __all__ = [
     "BackendConflictError",
     "ConfigurationError",
     "GenerationError",
+    "GenerationInterrupted",
     "ImgenError",
     "InvalidInputError",
     "InvalidModelSpecError",
@@ -161,3 +162,7 @@ class PluginLoadError(ImgenError):
             f"Plugin {distribution} {version} failed to load: {type(cause).__name__}: {cause}"
         )
         self.__cause__ = cause
+
+
+class GenerationInterrupted(ImgenError):
+    """A generate call stopped early because the model's `interrupt()` was called."""

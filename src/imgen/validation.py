@@ -15,12 +15,30 @@ from pydantic import TypeAdapter, ValidationError
 
 from imgen.errors import InvalidInputError, did_you_mean
 
-__all__ = ["check_generation_kwargs", "check_inputs", "kwarg_parameters"]
+__all__ = [
+    "check_generation_kwargs",
+    "check_inputs",
+    "kwarg_adapter",
+    "kwarg_parameters",
+    "lone_surrogate",
+]
 
 # Parameters of generate/agenerate that are not generation kwargs.
 NOT_KWARGS = frozenset({"self", "input", "inputs", "num_generations"})
 
 _ADAPTERS: dict[Callable[..., Any], dict[str, TypeAdapter[Any]]] = {}
+
+
+def lone_surrogate(text: str) -> int | None:
+    """The position of the first lone surrogate in `text` (no UTF-8 can encode one), or None.
+
+    JSON escapes such as "\\ud800" and undecodable command-line bytes produce them.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 def check_inputs(inputs: Any, num_generations: Any) -> None:
@@ -40,6 +58,11 @@ def check_inputs(inputs: Any, num_generations: Any) -> None:
             )
         if not prompt.strip():
             raise InvalidInputError(f"inputs[{index}] is an empty prompt: {prompt!r}")
+        if (position := lone_surrogate(prompt)) is not None:
+            raise InvalidInputError(
+                f"inputs[{index}] is not valid Unicode text: it holds the lone surrogate "
+                f"{prompt[position]!r} at position {position}: {prompt!r:.80}"
+            )
     if isinstance(num_generations, bool) or not isinstance(num_generations, int):
         raise InvalidInputError(
             f"num_generations must be an int >= 1, got {type(num_generations).__name__}: "
@@ -74,6 +97,11 @@ def _adapters(method: Callable[..., Any]) -> dict[str, TypeAdapter[Any]]:
             if name not in NOT_KWARGS and name != "return" and hint is not Any
         }
     return _ADAPTERS[function]
+
+
+def kwarg_adapter(method: Callable[..., Any], name: str) -> TypeAdapter[Any] | None:
+    """The validator of `method`'s generation kwarg `name`; None when nothing is to check."""
+    return _adapters(method).get(name)
 
 
 def check_generation_kwargs(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +18,12 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from click.testing import CliRunner
 from diffusers import AutoPipelineForText2Image
 
-from imgen.errors import ConfigurationError, InvalidInputError
+from imgen.batch.seeding import row_seed
+from imgen.cli import main
+from imgen.errors import ConfigurationError, GenerationInterrupted, InvalidInputError
 from imgen.images import (
     ImageEncoding,
     decode_bytes,
@@ -187,6 +193,158 @@ def test_batch_size_1_and_8_agree_up_to_cpu_rounding(
 
     raw = raw_call(raw_pipeline, [PROMPTS[0]] * 4 + [PROMPTS[1]] * 4, list(range(8)), **fast_kwargs)
     assert images_of(eight) == raw
+
+
+def test_a_seed_list_seeds_each_prompt_in_one_pipeline_call(
+    model: DiffusersImageGeneration, raw_pipeline: Any, fast_kwargs: dict[str, Any]
+) -> None:
+    """What a batch job relies on: rows of one call, each with its own seed."""
+    outputs = model.generate_outputs(PROMPTS, 2, seed=[100, 7], **fast_kwargs)
+
+    assert [output[0]["seeds"] for output in outputs] == [[100, 101], [7, 8]]
+    fox, house = PROMPTS
+    assert images_of(outputs) == raw_call(
+        raw_pipeline, [fox, fox, house, house], [100, 101, 7, 8], **fast_kwargs
+    )
+
+
+def assert_equal_up_to_cpu_rounding(first: list[str], second: list[str]) -> None:
+    """The tolerance measured in test_batch_size_1_and_8_agree_up_to_cpu_rounding."""
+    a, b = pixels(first).astype(np.int16), pixels(second).astype(np.int16)
+    assert np.abs(a - b).max() <= 1
+    assert np.count_nonzero(a != b) <= a.size // 1000
+
+
+# -- batch jobs: seeds, interrupting ------------------------------------------------------
+
+
+def test_a_batch_image_is_made_again_from_its_recorded_seed(
+    tiny_pipeline_path: Path, tmp_path: Path
+) -> None:
+    spec = f"diffusers:{tiny_pipeline_path}"
+    options = ["-p", "num_inference_steps=2", "-p", "height=64", "-p", "width=64"]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red fox\nthe blue house\na red fox\nthe sea\na cat\n")
+    batch = [
+        "batch",
+        spec,
+        str(prompts),
+        "-o",
+        str(tmp_path / "out"),
+        "-n",
+        "2",
+        "-O",
+        "batch_size=3",
+    ]
+    made = CliRunner().invoke(main, [*batch, *options, "-O", "device=cpu"])
+    assert made.exit_code == 0, made.output
+    lines = [
+        json.loads(line) for line in (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()
+    ]
+    assert len({line["seed"] for line in lines}) == 10
+    line = next(line for line in lines if (line["row"], line["generation"]) == (3, 1))
+
+    again = CliRunner().invoke(
+        main,
+        [
+            *("generate", spec, line["prompt"], "-p", f"seed={line['seed']}", *options),
+            *("-O", "device=cpu", "-o", str(tmp_path / "again")),
+        ],
+    )
+
+    assert again.exit_code == 0, again.output
+    regenerated = encode_bytes(Path(again.stdout.strip()).read_bytes())
+    original = encode_bytes((tmp_path / "out" / line["file_name"]).read_bytes())
+    assert_equal_up_to_cpu_rounding([regenerated], [original])
+
+
+def test_interrupt_stops_a_call_in_progress_and_spares_later_ones(
+    model: DiffusersImageGeneration, fast_kwargs: dict[str, Any]
+) -> None:
+    unet = model.pipeline.unet
+    denoise = unet.forward
+    steps: list[int] = []
+
+    def counting_forward(*args: Any, **kwargs: Any) -> Any:
+        steps.append(len(steps))
+        if len(steps) == 2:
+            model.interrupt()  # as a batch job does, from another thread, on Ctrl-C
+        return denoise(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(unet, "forward", counting_forward)
+        with pytest.raises(GenerationInterrupted):
+            model.generate_outputs(PROMPTS, 2, seed=1, **{**fast_kwargs, "num_inference_steps": 50})
+
+    assert steps == [0, 1]  # stopped at the end of the step it was interrupted in, not 48 later
+    assert len(images_of(model.generate_outputs(PROMPTS, 1, seed=1, **fast_kwargs))) == 2
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_batch_stopped_by_a_signal_exits_cleanly_and_resumes(
+    tiny_pipeline_path: Path, tmp_path: Path, signum: int, code: int
+) -> None:
+    """Ctrl-C used to abort with "terminate called without an active exception" (SIGABRT):
+    the process exited while torch still computed in the generation thread."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"a red fox number {i}\n" for i in range(40)))
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from imgen.cli import main; main()", "batch"]
+    command += [f"diffusers:{tiny_pipeline_path}", str(prompts), "-o", str(out), "-p", "seed=5"]
+    command += ["-O", "device=cpu", "-O", "batch_size=2", "-p", "num_inference_steps=20"]
+    command += ["-p", "height=64", "-p", "width=64"]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (out / "images").is_dir() or len(os.listdir(out / "images")) < 2:
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.05)
+
+    job.send_signal(signum)
+    stdout, stderr = job.communicate(timeout=120)
+
+    assert job.returncode == code, stderr.decode()
+    assert b"terminate called" not in stderr
+    assert b"Traceback" not in stderr
+    assert stdout.decode().startswith("Interrupted in ")
+    assert f"by {signal.Signals(signum).name}" in stdout.decode()
+    assert not (out / ".imgen-batch.lock").exists()
+    again = subprocess.run(command, capture_output=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr.decode()
+    lines = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert {line["row"]: line["seed"] for line in lines} == {
+        row: row_seed(5, row) for row in range(1, 41)
+    }
+
+
+def sets_sigterm_handler(pid: int) -> bool:
+    """Whether process `pid` handles SIGTERM now (Linux: the SigCgt mask of /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+def test_ctrl_c_during_imgen_generate_exits_130_with_one_line(
+    tiny_pipeline_path: Path, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-c", "from imgen.cli import main; main()", "generate"]
+    command += [f"diffusers:{tiny_pipeline_path}", "a red fox", "-n", "8", "-O", "device=cpu"]
+    command += ["-p", "num_inference_steps=500", "-p", "height=64", "-p", "width=64"]
+    job = subprocess.Popen([*command, "-o", str(tmp_path)], stderr=subprocess.PIPE)
+    started = time.monotonic()
+    # Past imgen's imports (its handlers are set), then past loading torch and the pipeline:
+    # about 5 CPU seconds; 8 images of 500 denoising steps take far longer.
+    process = psutil.Process(job.pid)
+    while not (sets_sigterm_handler(job.pid) and process.cpu_times().user > 8):
+        assert job.poll() is None and time.monotonic() - started < 300, job.communicate()
+        time.sleep(0.1)
+
+    job.send_signal(signal.SIGINT)
+    _, stderr = job.communicate(timeout=120)
+
+    assert job.returncode == 130
+    assert stderr.decode().splitlines()[-1] == "Interrupted by SIGINT (Ctrl-C)."
+    assert b"terminate called" not in stderr
+    assert b"Traceback" not in stderr
 
 
 # -- generation parameters ----------------------------------------------------------------

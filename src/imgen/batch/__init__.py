@@ -13,10 +13,11 @@ from imgen.batch.inputs import PromptsText
 from imgen.batch.job import run_batch
 from imgen.batch.local import LocalEngine
 from imgen.batch.ray_engine import RayEngine
-from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.batch.summary import BatchInterrupted, BatchStopped, BatchSummary
 
 __all__ = [
     "BatchInterrupted",
+    "BatchStopped",
     "BatchSummary",
     "Engine",
     "LocalEngine",

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 import click
 
-from imgen.batch.engines import ENGINE_NAMES
+from imgen.batch.engines import ENGINE_NAMES, Engine
 from imgen.batch.inputs import FORMATS, PromptsFormat
 from imgen.batch.job import run_batch
-from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.batch.summary import BatchInterrupted, BatchStopped, BatchSummary
 from imgen.cli_complete import complete_model
 from imgen.cli_logs import logged
 from imgen.cli_options import (
@@ -24,11 +24,9 @@ from imgen.cli_options import (
 from imgen.cli_stdin import STDIN, stdin_prompts_text
 from imgen.cli_user import choose_batch_model
 from imgen.command_log import current_log
+from imgen.signals import exit_code
 
 __all__ = ["batch"]
-
-# What a shell reports for a process stopped by Ctrl-C (128 + SIGINT).
-_INTERRUPTED_EXIT_CODE = 130
 
 
 def _echo(summary: BatchSummary, as_json: bool) -> None:
@@ -69,6 +67,20 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
     show_default=True,
     help="local: in this process. ray: a Ray actor pool (pip install 'imgen[ray]').",
 )
+@click.option(
+    "--actors",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --engine ray: actors in the pool, each holding one loaded model (default: one "
+    "per GPU with --gpus-per-actor, else one per CPU).",
+)
+@click.option(
+    "--gpus-per-actor",
+    type=click.FloatRange(min=0),
+    metavar="G",
+    help="With --engine ray: GPUs each actor reserves, e.g. 1, or 0.5 to share a GPU between "
+    "two (default: 0).",
+)
 @click.option("--no-resume", is_flag=True, help="Start the dataset over instead of resuming it.")
 @click.option("--force", is_flag=True, help="Replace a dataset that another job made in DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -85,6 +97,8 @@ def batch(
     prompt_column: str | None,
     stdin_format: PromptsFormat | None,
     engine: Literal["local", "ray"],
+    actors: int | None,
+    gpus_per_actor: float | None,
     no_resume: bool,
     force: bool,
     as_json: bool,
@@ -94,10 +108,14 @@ def batch(
     PROMPTS_FILE is a .txt (a prompt a line), .jsonl or .csv file, or - for stdin; the other
     fields of its rows go into the metadata. DIR becomes a Hugging Face imagefolder dataset:
     datasets.load_dataset("imagefolder", data_dir=DIR) loads it. Run the same command again to
-    resume: finished rows are skipped and failed ones retried. Exit code 1 when rows failed,
-    130 when interrupted. Without MODEL, the default model is used (`imgen models default`).
+    resume: finished rows are skipped and failed ones retried. When the backend takes a seed,
+    the job has one (-p seed=S, or drawn and kept in DIR/job.json) and every image gets its
+    own seed, recorded in its metadata. Exit code 1 when rows failed, 130 when interrupted
+    with Ctrl-C, 143 when stopped by SIGTERM. Without MODEL, the default model is used
+    (`imgen models default`).
     """
     model, prompts_file = choose_batch_model(model, prompts_file)
+    runner = _engine(engine, actors, gpus_per_actor)
     built = build_model(model, dict(fields), dict(generation_kwargs))
     from_stdin = prompts_file == STDIN
     if stdin_format is not None and not from_stdin:
@@ -109,13 +127,33 @@ def batch(
             output_dir,
             num_generations=num_generations,
             prompt_column=prompt_column,
-            engine=engine,
+            engine=runner,
             resume=not no_resume,
             force=force,
         )
     except BatchInterrupted as stopped:
         _echo(stopped.summary, as_json)
-        ctx.exit(_INTERRUPTED_EXIT_CODE)
+        ctx.exit(exit_code(stopped))
+    except BatchStopped as stopped:
+        _echo(stopped.summary, as_json)
+        raise
     _echo(summary, as_json)
     if summary.rows_failed:
         ctx.exit(1)
+
+
+def _engine(
+    name: Literal["local", "ray"], actors: int | None, gpus_per_actor: float | None
+) -> Literal["local", "ray"] | Engine:
+    """The engine the options ask for.
+
+    Raises:
+        UserError: Ray options without --engine ray.
+    """
+    if name != "ray":
+        if actors is not None or gpus_per_actor is not None:
+            raise UserError("--actors and --gpus-per-actor apply to --engine ray; add it.")
+        return name
+    from imgen.batch.ray_engine import RayEngine
+
+    return RayEngine(num_actors=actors, num_gpus=gpus_per_actor or 0.0)

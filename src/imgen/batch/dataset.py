@@ -17,28 +17,34 @@ generations has a line.
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import logging
 import os
+import re
 import shutil
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar, cast
 
 from imgen.batch.files import (
     append_durably,
     is_temporary,
     lock_exclusively,
     make_durable,
+    sync_folder,
+    unlock_and_remove,
 )
 from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest
+from imgen.batch.seeding import draw_job_seed
 from imgen.errors import InvalidInputError
-from imgen.images import write_atomically, write_image
+from imgen.images import EXTENSIONS, decode_bytes, detect_format, write_atomically
 from imgen.outputs import image_metadata
 
-__all__ = ["RESERVED_COLUMNS", "DoneImages", "ImageFolder"]
+__all__ = ["RESERVED_COLUMNS", "DatasetWriteError", "DoneImages", "ImageFolder"]
 
 IMAGES = "images"
 METADATA = "metadata.jsonl"
@@ -46,10 +52,39 @@ ERRORS = "errors.jsonl"
 MANIFEST = "job.json"
 LOCK = ".imgen-batch.lock"
 FIXED_COLUMNS = ("file_name", "prompt", "model", "row", "generation")
+SEED_COLUMN = "seed"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # `datasets` makes an "image" column out of file_name, so no metadata column may take the name.
 RESERVED_COLUMNS = frozenset({*FIXED_COLUMNS, "image"})
 
 logger = logging.getLogger("imgen.batch")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DatasetWriteError(Exception):
+    """The dataset could not be written: a fault of the job, not of a row.
+
+    Attributes:
+        cause: What the system said (a full disk, a removed folder...).
+    """
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _writes_the_dataset(method: F) -> F:
+    """Raise `DatasetWriteError` for the OSErrors of `method`, so they are told apart from
+    anything else that fails (a backend's connection error is an OSError too)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            raise DatasetWriteError(exc) from exc
+
+    return cast(F, wrapper)
 
 
 @dataclass
@@ -99,7 +134,8 @@ class ImageFolder:
         self.metadata_path = self.root / METADATA
         self.errors_path = self.root / ERRORS
         self.manifest_path = self.root / MANIFEST
-        self._manifest: JobManifest | None = None
+        self.manifest: JobManifest | None = None
+        """The job's manifest, once `open` has settled it (its seed included)."""
         self._columns: dict[str, None] = {}
         self._metadata: BinaryIO | None = None
         self._errors: BinaryIO | None = None
@@ -115,7 +151,13 @@ class ImageFolder:
             raise InvalidInputError(f"Output dir {str(self.root)!r} is a file, not a folder.")
 
     def open(
-        self, manifest: JobManifest, columns: Iterable[str], *, resume: bool, force: bool
+        self,
+        manifest: JobManifest,
+        columns: Iterable[str],
+        *,
+        resume: bool,
+        force: bool,
+        seeded: bool = False,
     ) -> DoneImages:
         """Make sure the dataset is this job's, repair what a crash left, get ready to append.
 
@@ -125,6 +167,8 @@ class ImageFolder:
                 images bring (generation kwargs, carried fields). Every line has them all.
             resume: Keep the images made already; False starts the dataset over.
             force: Replace another job's dataset instead of refusing.
+            seeded: The job has a seed: when `manifest` names none, the dataset's recorded
+                seed is reused, or a new one drawn for a new dataset. See `self.manifest`.
 
         Returns:
             The images the dataset holds already.
@@ -143,30 +187,46 @@ class ImageFolder:
                 "or choose another output dir."
             ) from None
         try:
-            if self._belongs_to_another_job(manifest, force) or not resume:
+            recorded = self._recorded_manifest(manifest, force)
+            if recorded is None or not resume:
                 self._clear()
+                recorded = None
+            if seeded and manifest.seed is None:
+                seed = recorded.seed if recorded is not None else None
+                manifest = replace(manifest, seed=draw_job_seed() if seed is None else seed)
             manifest.write(self.manifest_path)
-            self._manifest = manifest
+            self.manifest = manifest
             done = self._recover()
-            self._columns.update(dict.fromkeys([*FIXED_COLUMNS, *columns]))
+            # Made here only: a job whose folder goes away stops, rather than fill a new one.
+            self.images.mkdir(exist_ok=True)
+            self._columns.update(
+                dict.fromkeys([*FIXED_COLUMNS, *([SEED_COLUMN] if seeded else []), *columns])
+            )
             self._metadata = self.metadata_path.open("ab")
             self._errors = self.errors_path.open("wb")  # this run's failures only
+            sync_folder(self.root)
         except BaseException:
             self.close()
             raise
         return done
 
     def close(self) -> None:
-        """Close the metadata and error files, and let other jobs in."""
-        for handle in (self._metadata, self._errors, self._lock):
+        """Close the metadata and error files, remove the lock file and let other jobs in."""
+        for handle in (self._metadata, self._errors):
             if handle is not None:
                 handle.close()
+        if self._lock is not None:
+            unlock_and_remove(self._lock, self.root / LOCK)
         self._metadata = self._errors = self._lock = None
 
+    @_writes_the_dataset
     def write_images(
         self, row: PromptRow, output: Mapping[str, Any], generations: Iterable[int]
     ) -> list[dict[str, Any]]:
         """Write some images of a row's output; return their metadata records, not yet appended.
+
+        Nothing is written unless every image asked for is a whole image and its metadata can
+        be saved.
 
         Args:
             row: The row the output is for.
@@ -174,46 +234,62 @@ class ImageFolder:
             generations: Which of its images to write (those the dataset lacks).
 
         Raises:
-            InvalidInputError: The output lacks an image, or an image is not valid base64.
+            InvalidInputError: The output lacks an image, an image is not base64 or not a PNG,
+                JPEG, WebP or GIF, or its metadata cannot be saved as JSON (a row failure).
+            DatasetWriteError: The dataset cannot be written (a fault of the job).
         """
-        assert self._manifest is not None, "open() the folder first"
+        assert self.manifest is not None, "open() the folder first"
         images = output.get("images")
-        expected = self._manifest.num_generations
+        expected = self.manifest.num_generations
         if not isinstance(images, list) or len(images) != expected:
             found = len(images) if isinstance(images, list) else "no"
             raise InvalidInputError(
                 f"The backend returned {found} images for row {row.row}, not {expected}."
             )
         per_image = image_metadata(output)
-        records = []
+        files, records = [], []
         for k in generations:
-            # Not fsynced one by one: `append_metadata` makes a whole group durable at once.
-            path = write_image(images[k], self.images / f"{row.row:06d}-{k}", durable=False)
+            data, extension = _image_file(images[k], k)
+            name = f"{row.row:06d}-{k}.{extension}"
             record: dict[str, Any] = {
-                "file_name": f"{IMAGES}/{path.name}",
+                "file_name": f"{IMAGES}/{name}",
                 "prompt": row.prompt,
-                "model": self._manifest.model,
+                "model": self.manifest.model,
                 "row": row.row,
                 "generation": k,
             }
+            if row.seed is not None:
+                record[SEED_COLUMN] = _job_image_seed(row.seed + k, per_image[k], k)
             # The image's own metadata says more than the kwargs ("seed" of this image rather
             # than the base seed). Carried fields come last; they may not reuse a fixed column
             # or a kwarg name (checked up front).
-            for part in (per_image[k], self._manifest.generation_kwargs, row.fields):
+            for part in (per_image[k], self.manifest.generation_kwargs, row.fields):
                 for key, value in part.items():
                     record.setdefault(key, value)
-            records.append(record)
+            files.append((name, data))
+            records.append(_saveable(record))
+        for name, data in files:
+            # Not fsynced one by one: `append_metadata` makes a whole group durable at once.
+            write_atomically(self.images / name, data, durable=False)
         return records
 
+    @_writes_the_dataset
     def append_metadata(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Make the records' images durable, then append their lines and fsync.
 
         Every line has the same keys (null where unknown), which keeps the column types steady
         for the JSON loader of `datasets`: it infers them from the first lines.
+
+        Raises:
+            DatasetWriteError: The dataset cannot be written, or was removed while the job ran.
         """
         assert self._metadata is not None, "open() the folder first"
         records = list(records)
-        make_durable((self.root / r["file_name"] for r in records), self.images)
+        if os.fstat(self._metadata.fileno()).st_nlink == 0:
+            raise FileNotFoundError(
+                errno.ENOENT, "the dataset was removed while the job ran", str(self.metadata_path)
+            )
+        make_durable([self.root / r["file_name"] for r in records], self.images)
         for record in records:
             self._columns.update(dict.fromkeys(record))
         text = "".join(
@@ -222,37 +298,48 @@ class ImageFolder:
         )
         append_durably(self._metadata, text.encode())
 
+    @_writes_the_dataset
     def record_failure(self, row: int, prompt: str | None, stage: str, error: str) -> None:
-        """Note a row that failed (stage "generation") or could not be read (stage "input")."""
+        """Note a row that failed (stage "generation") or could not be read (stage "input").
+
+        Text that UTF-8 cannot hold (a lone surrogate) is written as a JSON escape.
+        """
         assert self._errors is not None, "open() the folder first"
         line = {"row": row, "prompt": prompt, "stage": stage, "error": error}
-        self._errors.write((json.dumps(line, ensure_ascii=False) + "\n").encode())
+        text = json.dumps(line, ensure_ascii=False, default=str) + "\n"
+        self._errors.write(text.encode("utf-8", "backslashreplace"))
         self._errors.flush()
 
     # -- opening: ownership, starting over, repairs ---------------------------------------
 
-    def _belongs_to_another_job(self, manifest: JobManifest, force: bool) -> bool:
+    def _recorded_manifest(self, manifest: JobManifest, force: bool) -> JobManifest | None:
+        """The manifest on disk when the dataset is this job's (to resume); None when the dataset
+        is new, or another job's that `force` replaces.
+
+        Raises:
+            InvalidInputError: The dataset is another job's, or unreadable, and `force` is False.
+        """
         try:
             recorded = JobManifest.read(self.manifest_path)
         except InvalidInputError:
             if force:
-                return True
+                return None
             raise
         if recorded is not None:
             reason = manifest.difference(recorded)
         elif self.metadata_path.exists() or (self.images.is_dir() and any(self.images.iterdir())):
             reason = "it has metadata.jsonl or images/ but no job.json: imgen batch did not make it"
         else:
-            reason = None
+            return None
         if reason is None:
-            return False
+            return recorded
         if not force:
             raise InvalidInputError(
                 f"Output dir {str(self.root)!r} holds another job's dataset: {reason}. Pass "
                 "--force (force=True) to replace it, or choose another output dir."
             )
         logger.warning("Replacing the dataset in %s: %s.", self.root, reason)
-        return True
+        return None
 
     def _clear(self) -> None:
         # The manifest stays until the new one replaces it: cut short, a clear leaves a
@@ -335,3 +422,57 @@ def _parse_line(raw: bytes) -> tuple[int, int, str, str, list[str]] | None:
     ) or not isinstance(prompt, str):
         return None
     return row, generation, name, prompt, list(record)
+
+
+def _image_file(image: Any, k: int) -> tuple[bytes, str]:
+    """The bytes and file extension of image `k` of an output, if a dataset can hold it.
+
+    Raises:
+        InvalidInputError: Not a base64 string, or not a PNG, JPEG, WebP or GIF image.
+    """
+    if not isinstance(image, str):
+        raise InvalidInputError(
+            f"Image {k} is a {type(image).__name__}, not a base64 string: {image!r:.40}"
+        )
+    data = decode_bytes(image)
+    extension = EXTENSIONS.get(detect_format(data) or "")
+    if extension is None:
+        raise InvalidInputError(
+            f"Image {k} is {len(data)} bytes of no known image format (PNG, JPEG, WebP or GIF); "
+            f"it starts with {data[:12]!r}."
+        )
+    return data, extension
+
+
+def _job_image_seed(seed: int, metadata: Mapping[str, Any], k: int) -> int:
+    """The seed the job gave image `k`, checked against the one the backend reports, if any.
+
+    Raises:
+        InvalidInputError: The backend says it used another seed: the image could not be made
+            again from the seed the dataset would record.
+    """
+    reported = metadata.get(SEED_COLUMN)
+    if isinstance(reported, int) and reported != seed:
+        raise InvalidInputError(
+            f"The backend made image {k} with seed {reported}, not with the seed {seed} it was "
+            "given: its seed handling is broken."
+        )
+    return seed
+
+
+def _saveable(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` as it will read back from its metadata line.
+
+    Values JSON cannot hold become text; text UTF-8 cannot hold (a lone surrogate, which
+    `datasets` would refuse to load) gets U+FFFD in its place.
+
+    Raises:
+        InvalidInputError: The record cannot be saved as JSON at all (a circular value).
+    """
+    try:
+        text = json.dumps(record, ensure_ascii=False, default=str)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"The image's metadata cannot be saved as JSON: {exc}") from None
+    if _LONE_SURROGATE.search(text) is None:
+        return record
+    return dict(json.loads(_LONE_SURROGATE.sub("\ufffd", text)))

@@ -1,18 +1,33 @@
-"""Durable file writes: lines appended and fsynced, groups of files made durable at once.
+"""Durable file writes and the dataset's lock.
 
-Whole files are replaced with `imgen.images.write_atomically`."""
+Lines are appended and fsynced; groups of files written without fsync are made durable at once;
+a lock file keeps two jobs out of one dataset. Whole files are replaced with
+`imgen.images.write_atomically`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO
 
-__all__ = ["append_durably", "is_temporary", "lock_exclusively", "make_durable"]
+__all__ = [
+    "append_durably",
+    "is_temporary",
+    "lock_exclusively",
+    "make_durable",
+    "sync_folder",
+    "unlock_and_remove",
+]
 
 _TEMPORARY_SUFFIX = ".tmp"
+# From this many files on, one syncfs of their filesystem costs less than an fsync per file
+# (measured on ext4: about 0.15 ms per fsync against 4-5 ms per syncfs).
+_SYNCFS_FROM = 32
 
 
 def append_durably(handle: BinaryIO, data: bytes) -> None:
@@ -22,19 +37,27 @@ def append_durably(handle: BinaryIO, data: bytes) -> None:
     os.fsync(handle.fileno())
 
 
-def make_durable(paths: Iterable[Path], folder: Path) -> None:
+def make_durable(paths: Sequence[Path], folder: Path) -> None:
     """Wait until files written without fsync, and their names in `folder`, are on disk.
 
-    On Linux one `sync()` does it for any number of files: there it returns only once the
-    writes are done (other systems may return sooner), and it costs far less than an fsync per
-    file. Elsewhere each file, then the folder, is fsynced.
+    Only the dataset's own filesystem is flushed, never the whole host's. A small group (the
+    usual case: images take longer to make than to write) gets an fsync per file and one for
+    the folder. A large group gets one `syncfs` of the folder's filesystem where there is one
+    (Linux), which costs less than hundreds of fsyncs.
+
+    Raises:
+        OSError: The disk refused the writes (full, gone, read-only).
     """
-    if sys.platform == "linux":
-        os.sync()
+    if len(paths) >= _SYNCFS_FROM and _syncfs(folder):
         return
     for path in paths:
         _fsync_path(path, os.O_RDWR)
-    if os.name == "posix":  # the renames; Windows cannot open a folder, and journals them
+    sync_folder(folder)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the names in `folder` (files created, renamed or removed) durable."""
+    if os.name == "posix":  # Windows cannot open a folder, and journals its names anyway
         _fsync_path(folder, os.O_RDONLY)
 
 
@@ -46,25 +69,80 @@ def _fsync_path(path: Path, flags: int) -> None:
         os.close(fd)
 
 
+def _syncfs(folder: Path) -> bool:
+    """`syncfs` the filesystem holding `folder`; False where the system has no syncfs."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            import ctypes
+
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), str(folder))
+    finally:
+        os.close(fd)
+    return True
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):  # a C library without syncfs
+        return None
+    syncfs.argtypes = [ctypes.c_int]
+    syncfs.restype = ctypes.c_int
+    return syncfs  # type: ignore[no-any-return]
+
+
 def lock_exclusively(path: Path) -> IO[bytes]:
-    """Open `path` and hold an exclusive lock on it until the returned file is closed.
+    """Open `path` and hold an exclusive lock on it until `unlock_and_remove` (or close).
 
     The lock is advisory and exists on POSIX systems only; elsewhere the file is just opened.
 
     Raises:
         BlockingIOError: Another open file holds the lock.
     """
-    handle = path.open("ab")
     try:
         import fcntl
     except ImportError:  # Windows
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BaseException:
+        return path.open("ab")
+    while True:
+        handle = path.open("ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # A job that ends removes the file while it holds the lock: a lock taken on a file
+            # that is no longer at `path` guards nothing, so take the one there now.
+            if os.path.samestat(os.fstat(handle.fileno()), os.stat(path)):
+                return handle
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            handle.close()
+            raise
         handle.close()
-        raise
-    return handle
+
+
+def unlock_and_remove(handle: IO[bytes], path: Path) -> None:
+    """Remove the lock file `lock_exclusively` opened, then release the lock.
+
+    A crash leaves the file behind; the next job locks it as usual.
+    """
+    if os.name != "posix":  # no lock to keep while removing, and an open file stays
+        handle.close()
+        with contextlib.suppress(OSError):  # another job's open file
+            path.unlink(missing_ok=True)
+        return
+    try:
+        path.unlink(missing_ok=True)
+    finally:
+        handle.close()
 
 
 def is_temporary(name: str) -> bool:

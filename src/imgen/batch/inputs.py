@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
 from imgen.errors import InvalidInputError
+from imgen.validation import lone_surrogate
 
 __all__ = [
     "ITERABLE",
@@ -74,11 +75,14 @@ class PromptRow:
         row: Its number in the source: the line number in a file, the position in an iterable.
         prompt: The prompt.
         fields: The row's other fields, carried into the dataset's metadata.
+        seed: The seed of the row's image 0 in a seeded job (image k has seed + k); None
+            when the job has no seed. The job sets it (see `imgen.batch.seeding`).
     """
 
     row: int
     prompt: str
     fields: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,12 @@ class BadRow:
     Attributes:
         row: Its number in the source (the line number in a file).
         reason: What is wrong with it.
+        prompt: Its prompt, when it has one.
     """
 
     row: int
     reason: str
+    prompt: str | None = None
 
 
 @dataclass
@@ -285,12 +291,33 @@ def _parse_record(row: int, record: Mapping[str, Any], column: str) -> PromptRow
         return BadRow(row, f"{column!r} is not a string: {prompt!r:.60}")
     if not prompt.strip():
         return BadRow(row, f"{column!r} is empty")
-    return PromptRow(row, prompt, {k: v for k, v in record.items() if k != column})
+    fields = {k: v for k, v in record.items() if k != column}
+    invalid = _invalid_text(column, prompt, fields)
+    if invalid is not None:
+        return BadRow(row, invalid, prompt)
+    return PromptRow(row, prompt, fields)
+
+
+def _invalid_text(column: str, prompt: str, fields: Mapping[str, Any]) -> str | None:
+    """Why a row's text cannot be sent or saved as UTF-8 (a lone surrogate), or None."""
+    position = lone_surrogate(prompt)
+    if position is not None:
+        return (
+            f"{column!r} is not valid Unicode text: it holds the lone surrogate "
+            f"{prompt[position]!r} at position {position}"
+        )
+    for name, value in fields.items():
+        if lone_surrogate(json.dumps({name: value}, ensure_ascii=False, default=str)) is not None:
+            return f"field {name!r} is not valid Unicode text: it holds a lone surrogate"
+    return None
 
 
 def _parse_item(position: int, item: Any, column: str) -> PromptRow | BadRow:
     if isinstance(item, str):
-        return PromptRow(position, item) if item.strip() else BadRow(position, "empty prompt")
+        if not item.strip():
+            return BadRow(position, "empty prompt")
+        invalid = _invalid_text("prompt", item, {})
+        return PromptRow(position, item) if invalid is None else BadRow(position, invalid, item)
     if isinstance(item, Mapping):
         return _parse_record(position, item, column)
     return BadRow(position, f"not a prompt string or a mapping: {item!r:.60}")

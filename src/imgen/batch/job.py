@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import errno
 import logging
 import os
 import sys
@@ -23,15 +25,18 @@ from contextlib import aclosing
 from typing import Any, Literal
 
 from imgen.base import ImageGenerationModel
-from imgen.batch.dataset import RESERVED_COLUMNS, ImageFolder
+from imgen.batch.dataset import RESERVED_COLUMNS, DatasetWriteError, ImageFolder
 from imgen.batch.engines import Engine, resolve_engine
 from imgen.batch.inputs import PromptRow, PromptSource, PromptsText, read_prompts, row_noun
 from imgen.batch.manifest import JobManifest
 from imgen.batch.outcomes import Outcome
 from imgen.batch.progress import ProgressLine
-from imgen.batch.summary import BatchInterrupted, BatchSummary
+from imgen.batch.seeding import check_seed_range, row_seeds
+from imgen.batch.summary import BatchInterrupted, BatchStopped, BatchSummary
 from imgen.errors import InvalidInputError
 from imgen.registry import get_model
+from imgen.seeds import SEED, takes_seed
+from imgen.signals import signal_name, signal_of, stop_on_signals
 
 __all__ = ["run_batch"]
 
@@ -62,6 +67,12 @@ def run_batch(
     `output_dir/metadata.jsonl`; `datasets.load_dataset("imagefolder", data_dir=output_dir)`
     loads it. A rerun skips the rows already done and retries the failed ones.
 
+    When the backend takes a seed, the job has one: `generation_kwargs["seed"]`, or one drawn
+    on the first run and kept in `job.json`. Each image's seed derives from it, its row and its
+    index (see `imgen.batch.seeding`), and is in its metadata line. A row that fails (a bad
+    prompt, a backend error, an image that cannot be saved) is recorded in `errors.jsonl` and
+    the job goes on. SIGTERM and SIGHUP stop the job as Ctrl-C does.
+
     Args:
         model: A model, or a spec such as "openai:gpt-image-1".
         prompts: A .txt (a prompt a line), .jsonl or .csv file, the same in memory as
@@ -84,19 +95,59 @@ def run_batch(
     Raises:
         InvalidInputError: A missing or unknown prompts file, a missing prompt column, an
             output dir that is a file or holds another job's dataset, a bad count or kwarg.
-        BatchInterrupted: Ctrl-C stopped the run cleanly; `.summary` tells what it did.
+        BatchInterrupted: Ctrl-C or a signal stopped the run cleanly; `.summary` tells what it
+            did.
+        BatchStopped: The dataset could not be written (a full disk, a removed folder);
+            `.summary` tells what the run did.
     """
+    with stop_on_signals():  # SIGTERM and SIGHUP stop the job the way Ctrl-C does
+        return _run(
+            model,
+            prompts,
+            output_dir,
+            num_generations,
+            generation_kwargs or {},
+            prompt_column,
+            engine,
+            resume=resume,
+            progress=progress,
+            force=force,
+        )
+
+
+def _run(
+    model: ImageGenerationModel | str,
+    prompts: str | os.PathLike[str] | PromptsText | Iterable[str | Mapping[str, Any]],
+    output_dir: str | os.PathLike[str],
+    num_generations: int,
+    generation_kwargs: Mapping[str, Any],
+    prompt_column: str | None,
+    engine: Literal["local", "ray"] | Engine,
+    *,
+    resume: bool,
+    progress: bool | None,
+    force: bool,
+) -> BatchSummary:
     started = time.perf_counter()
     folder = ImageFolder(output_dir)
     folder.check_location()
     source = read_prompts(prompts, prompt_column)
     runner = resolve_engine(engine)
     built = get_model(model) if isinstance(model, str) else model
-    kwargs = built.prepare_generation(["check"], num_generations, generation_kwargs or {})
-    _check_carried_columns(source, kwargs)
-    manifest = JobManifest.describe(built, num_generations, kwargs, source.origin, prompt_column)
-    done = folder.open(manifest, [*kwargs, *source.columns], resume=resume, force=force)
-    summary = BatchSummary(folder.root.resolve(), source.origin, rows_total=len(source.rows))
+    kwargs = built.prepare_generation(["check"], num_generations, generation_kwargs)
+    seeded = takes_seed(built)
+    job_seed = _job_seed(built, kwargs, num_generations) if seeded else None
+    _check_carried_columns(source, [*kwargs, *([SEED] if seeded else [])])
+    manifest = JobManifest.describe(
+        built, num_generations, kwargs, source.origin, prompt_column, seed=job_seed
+    )
+    columns = [*kwargs, *source.columns]
+    done = folder.open(manifest, columns, resume=resume, force=force, seeded=seeded)
+    assert folder.manifest is not None
+    job_seed = folder.manifest.seed
+    summary = BatchSummary(
+        folder.root.resolve(), source.origin, rows_total=len(source.rows), seed=job_seed
+    )
     try:
         done.check_prompts(source, folder.root)
         _report_bad_rows(source, folder, summary)
@@ -111,34 +162,59 @@ def run_batch(
             line = ProgressLine(sum(map(len, pending.values())), sys.stderr) if draw else None
             job = _Job(folder, summary, pending, line)
             rows = [row for row in source.rows if row.row in pending]
+            if job_seed is not None:
+                seeds = row_seeds(job_seed, pending)
+                rows = [dataclasses.replace(row, seed=seeds[row.row]) for row in rows]
             try:
                 _run_on_fresh_loop(job.run(runner, built, rows, num_generations, kwargs))
             finally:
                 if line is not None:
                     line.close()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         summary.interrupted = True
-        raise BatchInterrupted(summary) from None
+        summary.signal = signal_name(signal_of(stop))
+        raise BatchInterrupted(summary, signal_of(stop)) from None
+    except DatasetWriteError as fault:  # the job itself failed, not one of its rows
+        raise BatchStopped(summary, fault.cause) from fault.cause
     finally:
         folder.close()
         summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _check_carried_columns(source: PromptSource, generation_kwargs: Mapping[str, Any]) -> None:
-    clashes = [c for c in source.columns if c in RESERVED_COLUMNS or c in generation_kwargs]
+def _job_seed(
+    model: ImageGenerationModel, kwargs: dict[str, Any], num_generations: int
+) -> int | None:
+    """Take the job seed out of the generation kwargs; None when the job must draw one.
+
+    Raises:
+        InvalidInputError: The seed is not one int, or the backend cannot take the seeds
+            derived from it.
+    """
+    seed = kwargs.pop(SEED, None)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidInputError(
+            f"A batch job takes one int seed (-p seed=S), not {seed!r:.40}: every image's seed "
+            "derives from it."
+        )
+    check_seed_range(model, num_generations)
+    return seed
+
+
+def _check_carried_columns(source: PromptSource, generation_columns: list[str]) -> None:
+    clashes = [c for c in source.columns if c in RESERVED_COLUMNS or c in generation_columns]
     if clashes:
         raise InvalidInputError(
             f"{source.origin} has the column(s) {', '.join(map(repr, clashes))}, which the "
-            f"dataset's metadata uses already ({', '.join(sorted(RESERVED_COLUMNS))} and the "
-            "generation kwargs): rename them."
+            f"dataset's metadata uses already ({', '.join(sorted(RESERVED_COLUMNS))}, the "
+            "generation kwargs and, in a seeded job, seed): rename them."
         )
 
 
 def _report_bad_rows(source: PromptSource, folder: ImageFolder, summary: BatchSummary) -> None:
     summary.bad_rows = list(source.bad_rows)
     for index, bad in enumerate(source.bad_rows):
-        folder.record_failure(bad.row, None, "input", bad.reason)
+        folder.record_failure(bad.row, bad.prompt, "input", bad.reason)
         if index < _BAD_ROWS_LOGGED:
             noun = row_noun(source.origin)
             logger.warning("Skipped %s %d of %s: %s.", noun, bad.row, source.origin, bad.reason)
@@ -234,12 +310,19 @@ class _Job:
         """Write a finished row's missing images: their records, or why the row failed.
 
         The engine may call it from a thread of its own (see `Engine.run`).
+
+        Raises:
+            DatasetWriteError: The dataset cannot be written: a fault of the job, which stops.
         """
         if outcome.output is None:
             return row, outcome.error or "no output"
         try:
             return row, self._folder.write_images(row, outcome.output, self._pending[row.row])
-        except InvalidInputError as exc:  # the backend sent something that is no image
+        except DatasetWriteError as exc:
+            if exc.cause.errno != errno.EFBIG:  # only a file too big for the disk is the row's
+                raise
+            return row, f"{type(exc.cause).__name__}: {exc.cause}"
+        except Exception as exc:  # whatever else this row's output holds fails this row only
             return row, f"{type(exc).__name__}: {exc}"
 
     def _committed(self, records: list[Record]) -> None:

@@ -3,7 +3,8 @@
 Async models go prompt by prompt through the core engine, at most `max_concurrency` requests in
 flight, and each row is settled the moment it completes, so one slow request holds up nothing
 else. Sync models run in a worker thread, a chunk of prompts per `generate` call, while a
-second thread writes the images of the rows already made.
+second thread writes the images of the rows already made; when the job stops early, the model
+is interrupted and its thread waited for.
 """
 
 from __future__ import annotations
@@ -92,9 +93,7 @@ async def _run_async(
     async def work() -> None:
         try:
             for row in todo:  # the workers share one iterator: each row runs once
-                outcome = await agenerate_outcome(
-                    model, row.prompt, num_generations, generation_kwargs
-                )
+                outcome = await agenerate_outcome(model, row, num_generations, generation_kwargs)
                 await finished.put(settle(row, outcome))
         except Exception as exc:  # settle failed (a full disk, say): the job stops
             await finished.put(_Failed(exc))
@@ -131,8 +130,7 @@ def _run_sync(
                 if stop.is_set():
                     return
                 chunk = rows[start : start + chunk_size]
-                prompts = [row.prompt for row in chunk]
-                outcomes = generate_outcomes(model, prompts, num_generations, generation_kwargs)
+                outcomes = generate_outcomes(model, chunk, num_generations, generation_kwargs)
                 for row, outcome in zip(chunk, outcomes, strict=True):
                     emit((row, outcome))
         finally:
@@ -144,4 +142,5 @@ def _run_sync(
         lambda pair: settle(*pair),
         buffer=max(_BUFFERED_ROWS, chunk_size),
         name="imgen-batch-generate",
+        interrupt=model.interrupt,
     )

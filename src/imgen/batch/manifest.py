@@ -17,7 +17,7 @@ from imgen.images import write_atomically
 
 __all__ = ["JobManifest"]
 
-FORMAT = "imgen-batch/1"
+FORMAT = "imgen-batch/2"
 
 
 def _plain(value: Any) -> Any:
@@ -36,6 +36,8 @@ class JobManifest:
         generation_kwargs: The generation kwargs every image was made with.
         prompts: Where the prompts came from.
         prompt_column: The prompt column of .jsonl/.csv rows, if one was chosen.
+        seed: The job seed every image's seed derives from (see `imgen.batch.seeding`); None
+            for a backend that takes no seed, or until the job draws one.
     """
 
     model: str
@@ -44,6 +46,7 @@ class JobManifest:
     generation_kwargs: dict[str, Any]
     prompts: str
     prompt_column: str | None
+    seed: int | None = None
 
     @classmethod
     def describe(
@@ -53,8 +56,9 @@ class JobManifest:
         generation_kwargs: dict[str, Any],
         prompts: str,
         prompt_column: str | None,
+        seed: int | None = None,
     ) -> JobManifest:
-        """The manifest of a job about to run."""
+        """The manifest of a job about to run; `generation_kwargs` hold no seed."""
         return cls(
             model=model.spec,
             model_config=_plain(model.dump()),
@@ -62,6 +66,7 @@ class JobManifest:
             generation_kwargs=_plain(generation_kwargs),
             prompts=prompts,
             prompt_column=prompt_column,
+            seed=seed,
         )
 
     @classmethod
@@ -75,7 +80,10 @@ class JobManifest:
             data = json.loads(path.read_text(encoding="utf-8"))
             found = data.pop("format", None)
             if found != FORMAT:
-                raise ValueError(f"format {found!r}, expected {FORMAT!r}")
+                raise ValueError(
+                    f"format {found!r}, expected {FORMAT!r}"
+                    + (": an older imgen made it" if str(found).startswith("imgen-batch/") else "")
+                )
             return cls(**data)
         except FileNotFoundError:
             return None
@@ -88,13 +96,14 @@ class JobManifest:
     def write(self, path: Path) -> None:
         """Write the manifest atomically."""
         text = json.dumps({"format": FORMAT, **asdict(self)}, indent=2, ensure_ascii=False)
-        write_atomically(path, (text + "\n").encode())
+        write_atomically(path, (text + "\n").encode("utf-8", "backslashreplace"))
 
     def difference(self, recorded: JobManifest) -> str | None:
         """Why the `recorded` manifest belongs to another job, or None if it is this one.
 
-        A job is its model spec and generation kwargs. A new `num_generations` extends the same
-        job, and fields such as concurrency or timeouts do not change the images.
+        A job is its model spec, generation kwargs and seed. A new `num_generations` extends
+        the same job, fields such as concurrency or timeouts do not change the images, and a
+        job given no seed takes the recorded one.
         """
         if recorded.model != self.model:
             return f"its images were made by {recorded.model!r}, not {self.model!r}"
@@ -103,4 +112,6 @@ class JobManifest:
                 f"its images were made with generation kwargs {recorded.generation_kwargs}, "
                 f"not {self.generation_kwargs}"
             )
+        if self.seed is not None and recorded.seed != self.seed:
+            return f"its images were made with job seed {recorded.seed}, not {self.seed}"
         return None

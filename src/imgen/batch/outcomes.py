@@ -1,4 +1,4 @@
-"""One prompt's outcome: its output, or why it failed; never an exception that sinks a chunk."""
+"""One row's outcome: its output, or why it failed; never an exception that sinks a chunk."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
-from imgen.errors import GenerationError
+from imgen.batch.inputs import PromptRow
+from imgen.errors import GenerationError, GenerationInterrupted, ImgenError
+from imgen.outputs import check_output
+from imgen.seeds import SEED
 
 __all__ = ["Outcome", "agenerate_outcome", "generate_outcomes"]
 
@@ -29,53 +32,71 @@ def _failure(exc: BaseException) -> Outcome:
     return Outcome(error=f"{type(exc).__name__}: {exc}")
 
 
-def _settle(output: Sequence[Mapping[str, Any]]) -> Outcome:
-    first = dict(output[0])
+def _settle(output: Any, num_generations: int) -> Outcome:
+    try:
+        first = dict(check_output(output, num_generations)[0])
+    except ImgenError as exc:  # a backend that broke the output contract fails this row only
+        return _failure(exc)
     if first.get("error") is not None:  # a model with on_error="record" reports, not raises
         return Outcome(error=str(first["error"]))
     return Outcome(output=first)
 
 
+def _seeded(kwargs: Mapping[str, Any], rows: Sequence[PromptRow]) -> Mapping[str, Any]:
+    """The kwargs of a call for `rows`: with each row's own seed, in a seeded job."""
+    if rows[0].seed is None:  # a job seeds all its rows or none
+        return kwargs
+    return {**kwargs, SEED: [row.seed for row in rows]}
+
+
 def generate_outcomes(
     model: ImageGenerationModel,
-    prompts: list[str],
+    rows: Sequence[PromptRow],
     num_generations: int,
     generation_kwargs: Mapping[str, Any],
 ) -> list[Outcome]:
-    """Generate for a chunk of prompts in one call; one outcome per prompt, in order.
+    """Generate for a chunk of rows in one call; one outcome per row, in order.
 
-    An async model keeps the prompts that completed when others fail. When a sync model's call
-    fails as a whole, its prompts are tried one by one, so a bad prompt fails only itself.
+    An async model keeps the rows that completed when others fail. When a sync model's call
+    fails as a whole, its rows are tried one by one, so a bad row fails only itself.
+
+    Raises:
+        GenerationInterrupted: The model was interrupted: the job is stopping.
     """
     try:
-        outputs = model.generate_outputs(prompts, num_generations, **generation_kwargs)
+        outputs = model.generate_outputs(
+            [row.prompt for row in rows], num_generations, **_seeded(generation_kwargs, rows)
+        )
+    except GenerationInterrupted:
+        raise
     except GenerationError as exc:
         return [
-            _settle(result) if result is not None else _failure(exc.errors[index])
-            for index, result in enumerate(exc.results)
+            _settle(result, num_generations) if result is not None else _failure(exc.errors[i])
+            for i, result in enumerate(exc.results)
         ]
     except Exception as exc:
-        if len(prompts) == 1:
+        if len(rows) == 1:
             return [_failure(exc)]
         return [
             outcome
-            for prompt in prompts
-            for outcome in generate_outcomes(model, [prompt], num_generations, generation_kwargs)
+            for row in rows
+            for outcome in generate_outcomes(model, [row], num_generations, generation_kwargs)
         ]
-    return [_settle(output) for output in outputs]
+    return [_settle(output, num_generations) for output in outputs]
 
 
 async def agenerate_outcome(
     model: AsyncImageGenerationModel,
-    prompt: str,
+    row: PromptRow,
     num_generations: int,
     generation_kwargs: Mapping[str, Any],
 ) -> Outcome:
-    """Generate for one prompt through the model's engine (retries, timeout, its own loop)."""
+    """Generate for one row through the model's engine (retries, timeout, its own loop)."""
+    kwargs = generation_kwargs if row.seed is None else {**generation_kwargs, SEED: row.seed}
     try:
-        outputs = await model.agenerate_outputs([prompt], num_generations, **generation_kwargs)
+        outputs = await model.agenerate_outputs([row.prompt], num_generations, **kwargs)
     except GenerationError as exc:
         return _failure(exc.errors[0])
     except Exception as exc:
         return _failure(exc)
-    return _settle(outputs[0])
+    return _settle(outputs[0], num_generations)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
@@ -28,6 +29,8 @@ from imgen.batch.threads import stream_from_thread
 from imgen.errors import ConfigurationError
 
 __all__ = ["RayEngine"]
+
+logger = logging.getLogger("imgen.batch")
 
 T = TypeVar("T")
 
@@ -77,7 +80,9 @@ class RayEngine:
         if started_here:
             ray.init()
         try:
-            dataset = self._dataset(model, rows, num_generations, dict(generation_kwargs))
+            actors = self._pool_size()
+            self._check_resources(actors, fixed=started_here)
+            dataset = self._dataset(model, rows, num_generations, dict(generation_kwargs), actors)
             by_number = {row.row: row for row in rows}
 
             def produce(
@@ -108,12 +113,19 @@ class RayEngine:
         rows: list[PromptRow],
         num_generations: int,
         generation_kwargs: dict[str, Any],
+        actors: int,
     ) -> Any:
         import ray.data
 
         # The job draws its own progress line; Ray's bars would garble it.
         ray.data.DataContext.get_current().enable_progress_bars = False
-        items = [{"row": row.row, "prompt": row.prompt} for row in rows]
+        # Rows travel with their seeds: which actor makes a row never changes its images.
+        items = [
+            {"row": row.row, "prompt": row.prompt}
+            if row.seed is None
+            else {"row": row.row, "prompt": row.prompt, "seed": row.seed}
+            for row in rows
+        ]
         return ray.data.from_items(items).map_batches(
             _ActorGenerator,
             fn_constructor_kwargs={
@@ -121,12 +133,38 @@ class RayEngine:
                 "num_generations": num_generations,
                 "generation_kwargs": generation_kwargs,
             },
-            compute=ray.data.ActorPoolStrategy(size=self._pool_size()),
+            compute=ray.data.ActorPoolStrategy(size=actors),
             batch_size=self.batch_size,
             batch_format="numpy",
             num_cpus=self.num_cpus,
             num_gpus=self.num_gpus,
         )
+
+    def _check_resources(self, actors: int, *, fixed: bool) -> None:
+        """Refuse a pool the cluster cannot hold, rather than wait for it forever.
+
+        Args:
+            actors: The pool size.
+            fixed: The cluster cannot grow (the job started it): too few resources is an error,
+                not a warning.
+
+        Raises:
+            ConfigurationError: The pool needs more CPUs or GPUs than a fixed cluster has.
+        """
+        import ray
+
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        for name, per_actor in (("CPU", self.num_cpus), ("GPU", self.num_gpus)):
+            needed, available = actors * per_actor, resources.get(name, 0)
+            if needed <= available:
+                continue
+            message = (
+                f"{actors} Ray actors of {per_actor:g} {name}(s) each need {needed:g} {name}s, "
+                f"but the Ray cluster has {available:g}"
+            )
+            if fixed:
+                raise ConfigurationError(f"{message}: lower --actors or --gpus-per-actor.")
+            logger.warning("%s; the job waits for the cluster to grow.", message)
 
     def _pool_size(self) -> int:
         if self.num_actors is not None:
@@ -153,12 +191,17 @@ class _ActorGenerator:
         self._generation_kwargs = generation_kwargs
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Generate for the batch's prompts; each outcome travels back as a JSON string."""
-        prompts = [str(prompt) for prompt in batch["prompt"]]
+        """Generate for the batch's rows; each outcome travels back as a JSON string."""
+        seeds = batch.get("seed")
+        rows = [
+            PromptRow(int(number), str(prompt), seed=None if seeds is None else int(seeds[i]))
+            for i, (number, prompt) in enumerate(zip(batch["row"], batch["prompt"], strict=True))
+        ]
         outcomes = generate_outcomes(
-            self._model, prompts, self._num_generations, self._generation_kwargs
+            self._model, rows, self._num_generations, self._generation_kwargs
         )
         return {
             "row": batch["row"],
-            "outcome": [json.dumps(asdict(outcome)) for outcome in outcomes],
+            # default=str: metadata JSON cannot hold must not fail the whole batch here.
+            "outcome": [json.dumps(asdict(outcome), default=str) for outcome in outcomes],
         }

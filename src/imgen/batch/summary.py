@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from imgen.batch.inputs import BadRow, row_noun
+from imgen.errors import ImgenError
 
-__all__ = ["BatchInterrupted", "BatchSummary"]
+__all__ = ["BatchInterrupted", "BatchStopped", "BatchSummary"]
 
 _BAD_ROWS_LISTED = 5
 
@@ -28,7 +29,11 @@ class BatchSummary:
         bad_rows: Source rows skipped as malformed or without a prompt.
         images_written: Images this run added to the dataset.
         seconds: How long the run took.
-        interrupted: Whether Ctrl-C stopped the run; the next run resumes it.
+        interrupted: Whether Ctrl-C or a signal (`signal`) stopped the run; the next run
+            resumes it.
+        signal: The signal that stopped the run ("SIGINT" for Ctrl-C, "SIGTERM"...), if any.
+        seed: The job seed every image's seed derives from; None when the backend takes no
+            seed. It is kept in job.json, and the next run reuses it.
     """
 
     output_dir: Path
@@ -41,6 +46,8 @@ class BatchSummary:
     images_written: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    signal: str | None = None
+    seed: int | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -61,12 +68,15 @@ class BatchSummary:
 
     def __str__(self) -> str:
         status = "Interrupted" if self.interrupted else "Finished"
+        cause = f" by {self.signal}" if self.interrupted and self.signal else ""
         lines = [
-            f"{status} in {self.seconds:.1f}s: {self.rows_done} rows done, "
+            f"{status} in {self.seconds:.1f}s{cause}: {self.rows_done} rows done, "
             f"{self.rows_skipped} skipped (done before), {self.rows_failed} failed; "
             f"{self.images_written} images, {self.images_per_second:.1f} images/s.",
             f"Dataset: {self.output_dir}",
         ]
+        if self.seed is not None:
+            lines.append(f"Job seed: {self.seed} (each image's own seed is in metadata.jsonl).")
         if self.bad_rows:
             shown = self.bad_rows[:_BAD_ROWS_LISTED]
             noun = row_noun(self.prompts)
@@ -87,12 +97,33 @@ class BatchSummary:
 
 
 class BatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a batch job cleanly; the next run resumes it.
+    """Ctrl-C or a signal (SIGTERM, SIGHUP) stopped a batch job cleanly; the next run resumes it.
+
+    Attributes:
+        summary: What the run did before it stopped.
+        signum: The number of the signal that stopped it.
+    """
+
+    def __init__(self, summary: BatchSummary, signum: int) -> None:
+        super().__init__(str(summary))
+        self.summary = summary
+        self.signum = signum
+
+
+class BatchStopped(ImgenError):
+    """A fault of the job itself stopped it: its dataset could not be written (a full disk, a
+    removed folder). What was written is kept; the next run resumes.
 
     Attributes:
         summary: What the run did before it stopped.
     """
 
-    def __init__(self, summary: BatchSummary) -> None:
-        super().__init__(str(summary))
+    def __init__(self, summary: BatchSummary, cause: OSError) -> None:
+        super().__init__(
+            f"The job stopped: cannot write the dataset in {str(summary.output_dir)!r}: "
+            f"{cause.strerror or cause}"
+            + (f" ({cause.filename})" if cause.filename else "")
+            + ". What was written is kept: fix the cause and run the same command again to "
+            "resume."
+        )
         self.summary = summary

@@ -6,14 +6,17 @@ next, and the results are handed to the loop, which is woken once for whatever p
 it last looked rather than once per item.
 
 When the consumer stops (Ctrl-C, an error), both threads are told to stop. A settle in
-progress is waited for, so no file is left half-written; a generate call in progress cannot
-be interrupted and is abandoned, so the process need not wait for it.
+progress is waited for, so no file is left half-written. A producer that can be interrupted
+(a sync model's `interrupt`) is interrupted and waited for: a process that exits while a native
+library (torch) still computes in one of its threads may abort. Any other producer is
+abandoned, so the process need not wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import AsyncGenerator, Callable
@@ -27,6 +30,10 @@ Produce = Callable[[Callable[[R], None], threading.Event], None]
 """`produce(emit, stop)`: call `emit(item)` for each item; return early once `stop` is set."""
 
 _POLL_SECONDS = 0.1
+# How long an interrupted producer may take before the wait for it is reported.
+_QUIET_WAIT_SECONDS = 1.0
+
+logger = logging.getLogger("imgen.batch")
 
 
 class _Stopped(Exception):
@@ -60,7 +67,11 @@ class _Handoff:
 
 
 async def stream_from_thread(
-    produce: Produce[R], settle: Callable[[R], T], buffer: int, name: str
+    produce: Produce[R],
+    settle: Callable[[R], T],
+    buffer: int,
+    name: str,
+    interrupt: Callable[[], None] | None = None,
 ) -> AsyncGenerator[T, None]:
     """Run `produce` in a daemon thread, settle what it emits in another, yield the results.
 
@@ -70,6 +81,8 @@ async def stream_from_thread(
             raised here.
         buffer: Items emitted but not yet consumed, at most; the producer waits for room.
         name: The name of the threads.
+        interrupt: Stops the producer's work in progress. When given, a consumer that stops
+            early interrupts the producer and waits for its thread to end.
     """
     handoff = _Handoff(asyncio.get_running_loop())
     emitted: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
@@ -109,18 +122,28 @@ async def stream_from_thread(
             with contextlib.suppress(RuntimeError):
                 handoff.put(finished, value)
 
-    threading.Thread(target=run_producer, name=name, daemon=True).start()
+    producer = threading.Thread(target=run_producer, name=name, daemon=True)
+    producer.start()
     threading.Thread(target=run_settler, name=f"{name}-settle", daemon=True).start()
+    completed = False
     try:
         while True:
             for finished, value in await handoff.take():
                 if finished:
                     if value is not None:
                         raise value
+                    completed = True
                     return
                 room.release()
                 yield value
     finally:
         stop.set()
+        if interrupt is not None and not completed:
+            interrupt()
         with settling:  # a settle in progress finishes its files
             pass
+        if interrupt is not None:
+            producer.join(_QUIET_WAIT_SECONDS)
+            if producer.is_alive():
+                logger.warning("Waiting for the generate call in progress to stop...")
+                producer.join()

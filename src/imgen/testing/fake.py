@@ -24,6 +24,7 @@ from imgen.images import (
     keep_or_encode,
     keep_or_encode_async,
 )
+from imgen.interrupts import CallInterrupter, CallWatch
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -87,11 +88,13 @@ class _FakeSettings(ImageEncodingFields):
         if self.failure_rate and self._failures.random() < self.failure_rate:
             raise RetryableError(f"fake transient failure for {prompt[:40]!r}")
 
-    def _pixels(self, prompt: str, seed: int) -> Image:
+    def _pixels(self, prompt: str, seed: int, watch: CallWatch | None = None) -> Image:
         if self.cpu_seconds:
             deadline = time.process_time() + self.cpu_seconds
             while time.process_time() < deadline:
                 pass
+        if watch is not None:
+            watch.check()
         return fake_pixels(prompt, seed, self.width, self.height)
 
     def _output(self, images: list[EncodedImage], seed: int) -> list[dict[str, Any]]:
@@ -102,36 +105,44 @@ class FakeImageGeneration(_FakeSettings, ImageGenerationModel):
     """Deterministic placeholder images, generated in-process (sync)."""
 
     backend_name: ClassVar[str] = "fake"
+    _prompt_seeds_supported: ClassVar[bool] = True
+    _interrupter: CallInterrupter = PrivateAttr(default_factory=CallInterrupter)
 
     def load(self) -> None:
         """Reset the failure draws."""
         super().load()
         self._reset_failures()
 
+    def interrupt(self) -> None:
+        """Stop the calls in progress at their next image or latency wait."""
+        self._interrupter.interrupt()
+
     def generate(
-        self, inputs: list[str], num_generations: int = 1, seed: int = 0
+        self, inputs: list[str], num_generations: int = 1, seed: int | list[int] = 0
     ) -> list[list[dict[str, Any]]]:
         """Make `num_generations` placeholder images per prompt.
 
         Args:
             inputs: The prompts.
             num_generations: Images per prompt.
-            seed: Image k of a prompt uses seed + k.
+            seed: Image k of a prompt uses seed + k; a list gives each prompt its own seed.
 
         Returns:
             One list per prompt holding {"images", "format", "seeds"}.
         """
+        watch = self._interrupter.watch()
+        seeds = seed if isinstance(seed, list) else [seed] * len(inputs)
         outputs = []
-        for prompt in inputs:
+        for prompt, first in zip(inputs, seeds, strict=True):
             if self.latency:
-                time.sleep(self.latency)
+                watch.sleep(self.latency)
             self._maybe_fail(prompt)
             encoding = self.image_encoding(self.image_format)
             images = [
-                keep_or_encode(self._pixels(prompt, seed + k), encoding)
+                keep_or_encode(self._pixels(prompt, first + k, watch), encoding)
                 for k in range(num_generations)
             ]
-            outputs.append(self._output(images, seed))
+            outputs.append(self._output(images, first))
         return outputs
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import inspect
 import os
 import re
 import secrets
@@ -20,6 +21,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 from imgen import ImageGenerationModel
 from imgen.errors import ConfigurationError
 from imgen.images import BackgroundEncoder, ImageEncodingFields, ImageFormat, images_output
+from imgen.interrupts import CallInterrupter, CallWatch
 from imgen_diffusers.hub import hub_load_kwargs
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
     """
 
     backend_name: ClassVar[str] = "diffusers"
+    _prompt_seeds_supported: ClassVar[bool] = True
 
     model: str = Field(
         "stabilityai/sd-turbo",
@@ -118,6 +121,7 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
 
     _pipeline: DiffusionPipeline | None = PrivateAttr(None)
     _device: str = PrivateAttr("cpu")
+    _interrupter: CallInterrupter = PrivateAttr(default_factory=CallInterrupter)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -204,6 +208,10 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
         _empty_accelerator_caches()
         _trim_c_heap()
 
+    def interrupt(self) -> None:
+        """Stop the calls in progress after their current denoising step."""
+        self._interrupter.interrupt()
+
     def generate(
         self,
         inputs: list[str],
@@ -213,7 +221,7 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
         guidance_scale: GuidanceScale | None = None,
         height: ImageSide | None = None,
         width: ImageSide | None = None,
-        seed: Seed | None = None,
+        seed: Seed | list[Seed] | None = None,
     ) -> list[list[dict[str, Any]]]:
         """Generate `num_generations` images per prompt, `batch_size` images per pipeline call.
 
@@ -229,8 +237,9 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
                 default.
             width: Image width in pixels, a positive multiple of 8. None: the pipeline's
                 default.
-            seed: Base seed: image k of prompt i uses seed + i * num_generations + k. None:
-                a random base seed, reported in the outputs.
+            seed: Base seed: image k of prompt i uses seed + i * num_generations + k. A list
+                gives each prompt its own: image k of prompt i uses seed[i] + k. None: a
+                random base seed, reported in the outputs.
 
         Returns:
             One list per prompt holding {"images": [...], "format": ..., "seeds": [...]}.
@@ -238,9 +247,15 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
         import torch
 
         pipeline = self.pipeline
-        base_seed = secrets.randbelow(_RANDOM_SEED_LIMIT) if seed is None else seed
-        # Flattened (prompt, generation) pairs: pair g is seeded with base_seed + g.
+        watch = self._interrupter.watch()
+        if isinstance(seed, list):
+            firsts = seed
+        else:
+            base_seed = secrets.randbelow(_RANDOM_SEED_LIMIT) if seed is None else seed
+            firsts = [base_seed + i * num_generations for i in range(len(inputs))]
+        # Flattened (prompt, generation) pairs, each with its own seed.
         prompts = [prompt for prompt in inputs for _ in range(num_generations)]
+        seeds = [first + k for first in firsts for k in range(num_generations)]
         options = {
             name: value
             for name, value in (
@@ -255,10 +270,11 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
         # Two batches may wait for the encoder: a third pipeline call waits for it instead.
         with BackgroundEncoder(encoding, backlog=2 * self.batch_size) as encoder:
             for start in range(0, len(prompts), self.batch_size):
+                watch.check()
                 chunk = prompts[start : start + self.batch_size]
                 generators = [
-                    torch.Generator(self._device).manual_seed(base_seed + index)
-                    for index in range(start, start + len(chunk))
+                    torch.Generator(self._device).manual_seed(image_seed)
+                    for image_seed in seeds[start : start + len(chunk)]
                 ]
                 negatives = None if negative_prompt is None else [negative_prompt] * len(chunk)
                 result = pipeline(  # type: ignore[operator]
@@ -267,6 +283,7 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
                     generator=generators,
                     output_type="pil",
                     **options,
+                    **_stop_when_interrupted(pipeline, watch),
                 )
                 encoder.submit(*result.images)
             images = encoder.results()
@@ -274,11 +291,26 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
             [
                 {
                     **images_output(images[first : first + num_generations]),
-                    "seeds": list(range(base_seed + first, base_seed + first + num_generations)),
+                    "seeds": seeds[first : first + num_generations],
                 }
             ]
             for first in range(0, len(prompts), num_generations)
         ]
+
+
+def _stop_when_interrupted(pipeline: Any, watch: CallWatch) -> dict[str, Any]:
+    """A step-end callback for the pipeline call that stops it once `watch` is interrupted.
+
+    Pipelines without `callback_on_step_end` get none, and run each call to its end.
+    """
+    if "callback_on_step_end" not in inspect.signature(pipeline.__call__).parameters:
+        return {}
+
+    def stop(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        watch.check()
+        return tensors
+
+    return {"callback_on_step_end": stop}
 
 
 def _pipeline_source(model: str) -> str:

@@ -131,7 +131,7 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
 
     backend_name: ClassVar[str] = "hf-inference"
     # Each request makes one image: the engine fans out num_generations single-image calls,
-    # retries each on its own, and fan_out_kwargs gives image k the seed `seed + k`.
+    # retries each on its own, and (the core's default fan_out_kwargs) gives image k `seed + k`.
     _num_generations_param_supported: ClassVar[bool] = False
 
     model: str | None = Field(
@@ -362,12 +362,6 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
         if seed is not None:
             output["seeds"] = seeds
         return [output]
-
-    def fan_out_kwargs(self, kwargs: dict[str, Any], index: int) -> dict[str, Any]:
-        """Image `index` of a prompt uses `seed + index`, so every image has its own seed."""
-        if kwargs.get("seed") is None:
-            return kwargs
-        return {**kwargs, "seed": kwargs["seed"] + index}
 
     async def _image(self, prompt: str, options: dict[str, Any]) -> EncodedImage:
         """One request for one image: the bytes the server sent, or converted to image_format."""
