@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import PrivateAttr
 
+import imgen
 from batch_support import assert_complete, image_names, read_metadata, write_jsonl, write_lines
 from imgen.batch import BatchStopped, BatchSummary, LocalEngine, dataset, run_batch
 from imgen.batch.files import lock_exclusively
@@ -251,8 +252,10 @@ def test_a_failing_disk_stops_the_job_with_its_error(
 
     monkeypatch.setattr(dataset, "write_atomically", full_on_row_3)
 
+    # One row at a time, so that rows 1 and 2, and only they, are written before row 3 fails.
+    model = imgen.get_model(spec, **({"max_concurrency": 1} if spec == "fake-async" else {}))
     with pytest.raises(BatchStopped, match=r"cannot write the dataset in .*No space left") as stop:
-        run_batch(spec, prompts_file, tmp_path / "out")
+        run_batch(model, prompts_file, tmp_path / "out")
     assert isinstance(stop.value.__cause__, OSError)
     assert stop.value.summary.rows_done == 2
     assert not (tmp_path / "out" / ".imgen-batch.lock").exists()
