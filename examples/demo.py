@@ -74,11 +74,11 @@ def main(output: Path, work: Path = ROOT / ".demo", prompts: Path = PROMPTS) -> 
     print("$", shlex.join(["imgen", *arguments]), flush=True)
     subprocess.run([imgen_command(), *arguments], check=True)
     show_dataset(output)
-    print("\nRun this again and the job resumes: finished rows are skipped.")
     first = json.loads((output / "metadata.jsonl").read_text(encoding="utf-8").splitlines()[0])
     again = ["generate", model, first["prompt"], *options, "-p", f"seed={first['seed']}"]
     print(f"\nEach image has its own seed; make {first['file_name']} again with:\n")
     print("    " + shlex.join(["imgen", *again]))
+    print("\nRun this again and the job resumes: finished rows are skipped.")
 
 
 if __name__ == "__main__":

@@ -573,7 +573,11 @@ def _reserved_private_names() -> frozenset[str]:
         if _is_imgens(klass):
             names.update(n for n in vars(klass) if n.startswith("_") and not n.startswith("__"))
     names.update(AsyncImageGenerationModel.__private_attributes__)
-    return frozenset(names - {"_abc_impl", "_num_generations_param_supported"})
+    return frozenset(names - _MEANT_TO_BE_SET)
+
+
+# Private names of imgen's base classes that a backend sets on purpose, to declare what it can do.
+_MEANT_TO_BE_SET = {"_abc_impl", "_num_generations_param_supported", "_prompt_seeds_supported"}
 
 
 def _base64_problem(text: Any) -> str | None:
