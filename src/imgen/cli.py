@@ -37,7 +37,7 @@ from imgen.cli_options import (
     set_debug,
 )
 from imgen.docstrings import parse_google_docstring
-from imgen.errors import GenerationError
+from imgen.errors import GenerationError, InvalidInputError, InvalidOutputError
 from imgen.outputs import image_metadata
 from imgen.registry import IN_PROCESS
 from imgen.runtime_parameters import env_var_of, is_runtime_parameter, is_secret_field
@@ -305,7 +305,10 @@ def _write_new_image(b64: str, directory: Path, stem: str, first_index: int) -> 
     Returns:
         The path written and the index it used.
     """
-    found = imgen.images.detect_format(imgen.images.decode_bytes(b64))
+    try:
+        found = imgen.images.detect_format(imgen.images.decode_bytes(b64))
+    except InvalidInputError as exc:  # what the backend sent is no base64: its fault, not yours
+        raise InvalidOutputError(str(exc)) from None
     extension = imgen.images.EXTENSIONS.get(found or "", "bin")
     directory.mkdir(parents=True, exist_ok=True)
     index = first_index

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, brief_repr
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -51,7 +51,15 @@ def encode_bytes(data: bytes) -> str:
 
 
 def decode_bytes(b64: str) -> bytes:
-    """Decode a base64 image string (a `data:` URL prefix is accepted) into bytes."""
+    """Decode a base64 image string (a `data:` URL prefix is accepted) into bytes.
+
+    Raises:
+        InvalidInputError: `b64` is not a base64 string.
+    """
+    if not isinstance(b64, str):
+        raise InvalidInputError(
+            f"Not a base64 image string but {type(b64).__name__}: {brief_repr(b64, 60)}"
+        )
     if b64.startswith("data:"):
         b64 = b64.partition(",")[2]
     try:
@@ -61,21 +69,49 @@ def decode_bytes(b64: str) -> bytes:
 
 
 def encode_image(img: Image, format: str = "PNG") -> str:
-    """Encode a PIL image as a base64 string in `format` (PNG, JPEG, WEBP, GIF...)."""
+    """Encode a PIL image as a base64 string in `format` (PNG, JPEG, WEBP, GIF...).
+
+    Raises:
+        InvalidInputError: `img` is not a PIL image, or Pillow cannot write `format`.
+    """
+    from PIL import Image as PILImage
+
+    if not isinstance(img, PILImage.Image):
+        raise InvalidInputError(f"Not a PIL image but {type(img).__name__}: {brief_repr(img, 60)}")
+    name = "JPEG" if str(format).upper() == "JPG" else str(format).upper()
+    PILImage.preinit()  # the common formats; save() would load them anyway
+    if name not in PILImage.SAVE:
+        PILImage.init()  # every other format Pillow knows
+    if name not in PILImage.SAVE:
+        raise InvalidInputError(
+            f"Pillow cannot write the image format {brief_repr(format, 40)}; use PNG, JPEG, "
+            "WEBP or GIF."
+        )
     buffer = io.BytesIO()
-    if format.upper() in ("JPEG", "JPG") and img.mode not in ("RGB", "L"):
+    if name == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")  # JPEG has no alpha channel
-    img.save(buffer, format="JPEG" if format.upper() == "JPG" else format.upper())
+    img.save(buffer, format=name)
     return encode_bytes(buffer.getvalue())
 
 
 def decode_image(b64: str) -> Image:
-    """Decode a base64 image string into a loaded PIL image."""
-    from PIL import Image as PILImage
+    """Decode a base64 image string into a loaded PIL image.
 
-    img = PILImage.open(io.BytesIO(decode_bytes(b64)))
-    img.load()
-    return img
+    Raises:
+        InvalidInputError: `b64` is not base64, or its bytes are no image Pillow can read.
+    """
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    data = decode_bytes(b64)
+    try:
+        img = PILImage.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        problem = f"The bytes are no image Pillow can read (they start {data[:16]!r})."
+    else:
+        img.load()
+        return img
+    raise InvalidInputError(problem)
 
 
 def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:

@@ -34,7 +34,7 @@ from imgen.batch.files import (
 )
 from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, InvalidOutputError
 from imgen.images import write_atomically, write_image
 from imgen.outputs import image_metadata
 
@@ -174,21 +174,20 @@ class ImageFolder:
             generations: Which of its images to write (those the dataset lacks).
 
         Raises:
-            InvalidInputError: The output lacks an image, or an image is not valid base64.
+            InvalidOutputError: The output lacks an image, or an image is not valid base64.
         """
         assert self._manifest is not None, "open() the folder first"
         images = output.get("images")
         expected = self._manifest.num_generations
         if not isinstance(images, list) or len(images) != expected:
             found = len(images) if isinstance(images, list) else "no"
-            raise InvalidInputError(
+            raise InvalidOutputError(
                 f"The backend returned {found} images for row {row.row}, not {expected}."
             )
         per_image = image_metadata(output)
         records = []
         for k in generations:
-            # Not fsynced one by one: `append_metadata` makes a whole group durable at once.
-            path = write_image(images[k], self.images / f"{row.row:06d}-{k}", durable=False)
+            path = _write_output_image(images[k], self.images / f"{row.row:06d}-{k}")
             record: dict[str, Any] = {
                 "file_name": f"{IMAGES}/{path.name}",
                 "prompt": row.prompt,
@@ -335,3 +334,13 @@ def _parse_line(raw: bytes) -> tuple[int, int, str, str, list[str]] | None:
     ) or not isinstance(prompt, str):
         return None
     return row, generation, name, prompt, list(record)
+
+
+def _write_output_image(b64: Any, path: Path) -> Path:
+    """Write one image a backend sent; what is not base64 is the backend's fault."""
+    try:
+        # Not fsynced one by one: `append_metadata` makes a whole group durable at once.
+        return write_image(b64, path, durable=False)
+    except InvalidInputError as exc:
+        problem = str(exc)
+    raise InvalidOutputError(f"{problem} (for {path.name})")

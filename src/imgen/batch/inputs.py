@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, brief_repr, brief_text
+from imgen.validation import check_sendable
 
 __all__ = [
     "ITERABLE",
@@ -146,7 +147,8 @@ def _check_column(where: str, column: str, columns: list[str]) -> None:
     """Fail when rows have columns but none is `column`: a typo, not a few bad rows."""
     if columns and column not in columns:
         raise InvalidInputError(
-            f"No column {column!r} in {where}; its columns are: {', '.join(columns)}. "
+            f"No column {brief_repr(column)} in {where}; its columns are: "
+            f"{brief_text(', '.join(columns))}. "
             "Choose one with --prompt-column (prompt_column= in Python)."
         )
 
@@ -224,18 +226,31 @@ def _read_csv(path: Path, column: str) -> tuple[PromptSource, list[str]]:
 
 def _parse_record(row: int, record: Mapping[str, Any], column: str) -> PromptRow | BadRow:
     if column not in record:
-        return BadRow(row, f"no {column!r} field")
+        return BadRow(row, f"no {brief_repr(column)} field")
     prompt = record[column]
     if not isinstance(prompt, str):
-        return BadRow(row, f"{column!r} is not a string: {prompt!r:.60}")
+        return BadRow(row, f"{brief_repr(column)} is not a string: {brief_repr(prompt, 60)}")
     if not prompt.strip():
-        return BadRow(row, f"{column!r} is empty")
-    return PromptRow(row, prompt, {k: v for k, v in record.items() if k != column})
+        return BadRow(row, f"{brief_repr(column)} is empty")
+    return _unsendable(row, record) or PromptRow(
+        row, prompt, {k: v for k, v in record.items() if k != column}
+    )
+
+
+def _unsendable(row: int, record: Any) -> BadRow | None:
+    """A row holding what no request or JSON line can carry (a lone surrogate, a NaN)."""
+    try:
+        check_sendable("the row", record)
+    except InvalidInputError as exc:
+        return BadRow(row, str(exc).rstrip("."))
+    return None
 
 
 def _parse_item(position: int, item: Any, column: str) -> PromptRow | BadRow:
     if isinstance(item, str):
-        return PromptRow(position, item) if item.strip() else BadRow(position, "empty prompt")
+        if not item.strip():
+            return BadRow(position, "empty prompt")
+        return _unsendable(position, item) or PromptRow(position, item)
     if isinstance(item, Mapping):
         return _parse_record(position, item, column)
     return BadRow(position, f"not a prompt string or a mapping: {item!r:.60}")

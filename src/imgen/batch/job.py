@@ -30,7 +30,7 @@ from imgen.batch.manifest import JobManifest
 from imgen.batch.outcomes import Outcome
 from imgen.batch.progress import ProgressLine
 from imgen.batch.summary import BatchInterrupted, BatchSummary
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, InvalidOutputError
 from imgen.registry import get_model
 
 __all__ = ["run_batch"]
@@ -238,7 +238,7 @@ class _Job:
             return row, outcome.error or "no output"
         try:
             return row, self._folder.write_images(row, outcome.output, self._pending[row.row])
-        except InvalidInputError as exc:  # the backend sent something that is no image
+        except InvalidOutputError as exc:  # the backend sent something that is no image
             return row, f"{type(exc).__name__}: {exc}"
 
     def _committed(self, records: list[Record]) -> None:
