@@ -63,3 +63,8 @@ def __getattr__(name: str) -> Any:
 
         return importlib.import_module("imgen.testing")
     raise AttributeError(f"module 'imgen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # dir() and tab completion list the lazily imported `testing` too.
+    return sorted({*globals(), *__all__})

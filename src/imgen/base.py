@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
@@ -22,18 +23,25 @@ from pydantic import (
 )
 
 from imgen.docstrings import Docstring, parse_google_docstring
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, brief_repr
 from imgen.keys import fill_stored_key
+from imgen.outputs import check_outputs
 from imgen.retry import RetryPolicy, is_transient
 from imgen.runtime_parameters import (
     RuntimeParameter,
     RuntimeParametersModelMixin,
+    as_parameter_mapping,
     is_secret_field,
     validation_error,
 )
 from imgen.seeds import check_prompt_seeds, generate_by_prompt, kwargs_by_prompt, with_image_seed
 from imgen.serialization import _Serializable
-from imgen.validation import check_generation_kwargs, check_inputs, kwarg_parameters
+from imgen.validation import (
+    check_generation_kwargs,
+    check_inputs,
+    check_text_fields,
+    kwarg_parameters,
+)
 
 if TYPE_CHECKING:
     # asyncio alone costs ~20 ms at import; only async work needs it, so the engine and the
@@ -84,8 +92,17 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
             super().__init__(**data)
         except ValidationError as exc:
             # pydantic's message would echo every input value, secrets included.
-            raise validation_error(exc, type(self)) from None
-        fill_stored_key(self)  # after the environment: `imgen keys set BACKEND`
+            error = validation_error(exc, type(self))
+        else:
+            fill_stored_key(self)  # after the environment: `imgen keys set BACKEND`
+            return
+        raise error  # outside the except block: no __context__ holding pydantic's error
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        implementation = cls.__dict__.get("generate")
+        if callable(implementation) and not getattr(implementation, "_checks_batch", False):
+            cls.generate = checked_generate(implementation)  # type: ignore[method-assign]
 
     def __repr_args__(self) -> Any:
         fields = type(self).model_fields
@@ -169,25 +186,13 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
     def generate_outputs(
         self, inputs: list[str], num_generations: int = 1, **kwargs: Any
     ) -> list[list[dict[str, Any]]]:
-        """Validate the batch, load the model if needed, then call `generate`.
+        """Call `generate`, which validates the batch, loads the model if needed and checks
+        the outputs, for sync and async models alike.
 
         Explicit kwargs override the `generation_kwargs` field. Nothing runs if any input,
         count or kwarg is invalid.
         """
-        merged = self.prepare_generation(inputs, num_generations, kwargs)
-        if not inputs:
-            return []
-        if not self.is_loaded:
-            self.load()
-        outputs = generate_by_prompt(
-            self.generate, inputs, num_generations, merged, self._prompt_seeds_supported
-        )
-        if len(outputs) != len(inputs):
-            raise InvalidInputError(
-                f"{type(self).__name__}.generate returned {len(outputs)} outputs "
-                f"for {len(inputs)} inputs."
-            )
-        return outputs
+        return self.generate(inputs, num_generations, **kwargs)
 
     # -- generation kwargs: discovery, description, validation ---------------------------
 
@@ -224,6 +229,7 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
     @model_validator(mode="after")
     def _known_generation_kwargs(self) -> typing.Self:
         self._check_generation_kwargs(self.generation_kwargs or {})
+        check_text_fields(self)
         return self
 
     # -- runtime parameters: generation kwargs nest under "generation_kwargs" -------------
@@ -269,16 +275,63 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
         Raises:
             InvalidInputError: An unknown name (with a did-you-mean) or an invalid value.
         """
-        values = dict(runtime_parameters)
+        values = dict(as_parameter_mapping(runtime_parameters))
         extra_kwargs = values.pop("generation_kwargs", None)
         super().set_runtime_parameters(values)
         if extra_kwargs is not None:
             if not isinstance(extra_kwargs, Mapping):
                 raise InvalidInputError(
-                    f"generation_kwargs must be a mapping, got {type(extra_kwargs).__name__}."
+                    f"generation_kwargs must be a mapping, got {type(extra_kwargs).__name__}: "
+                    f"{brief_repr(extra_kwargs)}."
                 )
             checked = self._check_generation_kwargs(extra_kwargs)
             self.generation_kwargs = {**self.get_generation_kwargs(), **checked}
+
+
+def checked_generate(implementation: Any) -> Any:
+    """Wrap a sync backend's `generate` so that every call honours the contract.
+
+    A direct `generate()` call then validates and coerces the batch, merges the
+    `generation_kwargs` field, loads the model and checks the outputs, exactly as
+    `generate_outputs()` and the async models' `generate()` do.
+    """
+    # Generation kwargs passed by position, after (self, inputs, num_generations).
+    positional = [
+        param.name
+        for param in inspect.signature(implementation).parameters.values()
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+    ][3:]
+
+    @functools.wraps(implementation)
+    def generate(
+        self: ImageGenerationModel,
+        inputs: list[str],
+        num_generations: int = 1,
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[list[dict[str, Any]]]:
+        if len(args) > len(positional):
+            raise TypeError(f"{implementation.__qualname__}() got too many positional arguments")
+        for name, value in zip(positional, args, strict=False):
+            if name in kwargs:
+                raise TypeError(f"{implementation.__qualname__}() got two values for {name!r}")
+            kwargs[name] = value
+        merged = self.prepare_generation(inputs, num_generations, kwargs)
+        if not inputs:
+            return []
+        if not self.is_loaded:
+            self.load()
+        outputs = generate_by_prompt(
+            functools.partial(implementation, self),
+            inputs,
+            num_generations,
+            merged,
+            self._prompt_seeds_supported,
+        )
+        return check_outputs(outputs, len(inputs), num_generations, type(self).__name__)
+
+    generate._checks_batch = True  # type: ignore[attr-defined]
+    return generate
 
 
 # Threads calling generate() at once on a fresh model must end up sharing one loop.
@@ -296,6 +349,8 @@ class AsyncImageGenerationModel(ImageGenerationModel):
         max_concurrency: Requests in flight at once.
         max_retries: Retries of a transient failure (total attempts are at most 1 + this).
         timeout: Seconds allowed per attempt (120 by default); None waits forever.
+        max_retry_after: The longest `Retry-After` wait honoured, in seconds (60 by default);
+            a service asking for more ends the attempts with `RetryAfterTooLongError`.
         on_error: "raise" raises GenerationError holding the completed results; "record"
             returns {"images": [], "error": "..."} for each failed input.
     """
@@ -307,7 +362,17 @@ class AsyncImageGenerationModel(ImageGenerationModel):
         3, ge=0, description="Retries of a transient failure; attempts never exceed 1 + this."
     )
     timeout: RuntimeParameter[float] = Field(
-        120.0, gt=0, description="Seconds allowed per attempt (120 by default); None waits forever."
+        120.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds allowed per attempt (120 by default); None waits forever.",
+    )
+    max_retry_after: RuntimeParameter[float] = Field(
+        60.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="The longest Retry-After wait honoured, in seconds (60 by default); a "
+        "longer one ends the attempts with RetryAfterTooLongError.",
     )
     on_error: RuntimeParameter[Literal["raise", "record"]] = Field(
         "raise",
@@ -320,7 +385,7 @@ class AsyncImageGenerationModel(ImageGenerationModel):
     retry_max_delay: ClassVar[float] = 30.0
     _event_loop: BackgroundLoop | None = PrivateAttr(None)
 
-    @field_validator("max_concurrency", "max_retries", "on_error")
+    @field_validator("max_concurrency", "max_retries", "max_retry_after", "on_error")
     @classmethod
     def _required(cls, value: Any) -> Any:
         if value is None:
@@ -427,7 +492,10 @@ class AsyncImageGenerationModel(ImageGenerationModel):
             max_concurrency=self.max_concurrency or 1,
             timeout=self.timeout,
             policy=RetryPolicy(
-                self.max_retries or 0, self.retry_initial_delay, self.retry_max_delay
+                self.max_retries or 0,
+                self.retry_initial_delay,
+                self.retry_max_delay,
+                self.max_retry_after or 0.0,
             ),
             is_retryable=self.is_retryable,
             on_error=self.on_error or "raise",
@@ -454,11 +522,7 @@ class AsyncImageGenerationModel(ImageGenerationModel):
         )
         return outputs
 
-    def generate_outputs(
-        self, inputs: list[str], num_generations: int = 1, **kwargs: Any
-    ) -> list[list[dict[str, Any]]]:
-        """Same as `generate`, which already validates and loads."""
-        return self.generate(inputs, num_generations, **kwargs)
+    generate._checks_batch = True  # type: ignore[attr-defined]  # agenerate_outputs checks
 
     def _own_loop(self) -> BackgroundLoop:
         from imgen.event_loop import BackgroundLoop
@@ -483,10 +547,15 @@ class AsyncImageGenerationModel(ImageGenerationModel):
             self._event_loop = None
 
     def __del__(self) -> None:
+        # Never block in a finaliser: it may run on any thread, a loop's own included, or at
+        # interpreter exit (where an exit hook has already stopped every loop). The backend's
+        # own unload() closes its clients on the loop they ran on, then stops the loop.
         try:
             private = self.__pydantic_private__ or {}
             loop = private.get("_event_loop")
             if loop is not None:
-                loop.close()
-        except Exception:  # never raise from a finaliser, least of all at interpreter exit
+                from imgen.event_loop import release_later
+
+                release_later(self.unload, loop.close)  # the loop stops even if unload fails
+        except Exception:  # never raise from a finaliser
             pass

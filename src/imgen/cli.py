@@ -42,7 +42,7 @@ from imgen.cli_stdin import expand_stdin_prompts
 from imgen.cli_user import choose_generate_model, keys, paths, plain_warnings
 from imgen.command_log import current_log
 from imgen.docstrings import parse_google_docstring
-from imgen.errors import GenerationError
+from imgen.errors import GenerationError, InvalidInputError, InvalidOutputError
 from imgen.known_models import KnownModels, known_models
 from imgen.outputs import image_metadata
 from imgen.quiet import quiet_libraries
@@ -328,7 +328,10 @@ def _write_new_image(b64: str, directory: Path, stem: str, first_index: int) -> 
     Returns:
         The path written and the index it used.
     """
-    found = imgen.images.detect_format(imgen.images.decode_bytes(b64))
+    try:
+        found = imgen.images.detect_format(imgen.images.decode_bytes(b64))
+    except InvalidInputError as exc:  # what the backend sent is no base64: its fault, not yours
+        raise InvalidOutputError(str(exc)) from None
     extension = imgen.images.EXTENSIONS.get(found or "", "bin")
     directory.mkdir(parents=True, exist_ok=True)
     index = first_index

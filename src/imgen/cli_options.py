@@ -32,6 +32,8 @@ from imgen.errors import (
     InvalidModelSpecError,
     PluginLoadError,
     UnknownBackendError,
+    brief_repr,
+    mask_secrets,
 )
 from imgen.runtime_parameters import is_secret_field
 from imgen.serialization import SUFFIXES, read_config
@@ -59,7 +61,6 @@ __all__ = [
 _USER_ERRORS = (InvalidInputError, InvalidModelSpecError, ConfigurationError, UnknownBackendError)
 _DEBUG_KEY = "imgen.debug"
 _SECRETS_KEY = "imgen.secrets"
-_MASK = "***"
 
 
 class UserError(click.ClickException):
@@ -104,7 +105,7 @@ class KeyValue(click.ParamType):  # type: ignore[type-arg]  # generic since clic
         if not equals or not key.strip():
             option = param.opts[0] if param is not None and param.opts else "option"
             metavar = (param.metavar if param is not None else None) or self.name
-            raise UserError(f"{option} expects {metavar}, got {value!r}.")
+            raise UserError(f"{option} expects {metavar}, got {brief_repr(value)}.")
         return key.strip(), parse_value(raw)
 
 
@@ -194,9 +195,7 @@ def _remember_secrets(model: ImageGenerationModel) -> None:
 
 
 def _masked(text: str, ctx: click.Context) -> str:
-    for secret in ctx.meta.get(_SECRETS_KEY, ()):
-        text = text.replace(secret, _MASK)
-    return text
+    return mask_secrets(text, ctx.meta.get(_SECRETS_KEY, ()))
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,14 +9,23 @@ clients a backend creates stay on one loop for the model's whole life.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import queue
+import sys
 import threading
-from collections.abc import Coroutine
+import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["BackgroundLoop"]
+__all__ = ["BackgroundLoop", "release_later"]
 
 _T = TypeVar("_T")
+
+# Every loop still open, so that interpreter exit can stop them while their threads still run:
+# from a finaliser at shutdown, a daemon thread is frozen and waiting for it would hang.
+_OPEN_LOOPS: weakref.WeakSet[BackgroundLoop] = weakref.WeakSet()
+_exiting = False
 
 
 class BackgroundLoop:
@@ -27,6 +36,8 @@ class BackgroundLoop:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        _OPEN_LOOPS.add(self)
+        _start_releaser()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -94,3 +105,53 @@ async def _cancel_pending() -> None:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+
+
+@atexit.register
+def _close_open_loops() -> None:
+    global _exiting
+    _exiting = True
+    for loop in list(_OPEN_LOOPS):
+        with contextlib.suppress(Exception):
+            loop.close()
+
+
+# Finalisers hand their blocking clean-up to this one daemon thread: a finaliser runs wherever
+# the collector happens to run (an event loop's thread included) and must never wait there.
+# The thread starts with the first loop, in ordinary code, so a finaliser only enqueues.
+_releases: queue.SimpleQueue[tuple[Callable[[], object], ...]] = queue.SimpleQueue()
+_releaser_lock = threading.Lock()
+_releaser: threading.Thread | None = None
+
+
+def _start_releaser() -> None:
+    global _releaser
+    if _releaser is not None:
+        return
+    with _releaser_lock:
+        if _releaser is None:
+            _releaser = threading.Thread(target=_release_forever, name="imgen-release", daemon=True)
+            _releaser.start()
+
+
+def _release_forever() -> None:
+    while True:
+        _run(_releases.get())  # a call, so nothing of a released model outlives it
+
+
+def _run(steps: tuple[Callable[[], object], ...]) -> None:
+    for step in steps:
+        with contextlib.suppress(Exception):  # a finaliser's clean-up never raises
+            step()
+
+
+def release_later(*steps: Callable[[], object]) -> None:
+    """Run each of `steps` soon, in order, in a background thread; safe to call from `__del__`.
+
+    A step that raises does not stop the next one; errors are swallowed, as a finaliser's
+    must be. Nothing happens once the interpreter is exiting: the exit hook has stopped every
+    loop already.
+    """
+    if _exiting or sys.is_finalizing() or _releaser is None:
+        return
+    _releases.put(steps)  # SimpleQueue.put is safe even inside a finaliser

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, Field
 
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, brief_repr
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -87,7 +87,15 @@ def encode_bytes(data: bytes) -> str:
 
 
 def decode_bytes(b64: str) -> bytes:
-    """Decode a base64 image string (a `data:` URL prefix is accepted) into bytes."""
+    """Decode a base64 image string (a `data:` URL prefix is accepted) into bytes.
+
+    Raises:
+        InvalidInputError: `b64` is not a base64 string.
+    """
+    if not isinstance(b64, str):
+        raise InvalidInputError(
+            f"Not a base64 image string but {type(b64).__name__}: {brief_repr(b64, 60)}"
+        )
     try:
         return base64.b64decode(_without_data_prefix(b64), validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -102,12 +110,33 @@ def encode_image(img: Image, format: str = "PNG") -> str:
     """Encode a PIL image as a base64 string in `format` (PNG, JPEG, WEBP, GIF...).
 
     The compression is `ImageEncoding`'s default for that format.
+
+    Raises:
+        InvalidInputError: `img` is not a PIL image, or Pillow cannot write `format`.
     """
-    return ImageEncoding(format).encode(img).b64
+    from PIL import Image as PILImage
+
+    if not isinstance(img, PILImage.Image):
+        raise InvalidInputError(f"Not a PIL image but {type(img).__name__}: {brief_repr(img, 60)}")
+    encoding = ImageEncoding(str(format))
+    name = encoding.format.upper()
+    PILImage.preinit()  # the common formats; save() would load them anyway
+    if name not in PILImage.SAVE:
+        PILImage.init()  # every other format Pillow knows
+    if name not in PILImage.SAVE:
+        raise InvalidInputError(
+            f"Pillow cannot write the image format {brief_repr(format, 40)}; use PNG, JPEG, "
+            "WEBP or GIF."
+        )
+    return encoding.encode(img).b64
 
 
 def decode_image(b64: str) -> Image:
-    """Decode a base64 image string into a loaded PIL image."""
+    """Decode a base64 image string into a loaded PIL image.
+
+    Raises:
+        InvalidInputError: `b64` is not base64, or its bytes are no image Pillow can read.
+    """
     return EncodedImage.received(b64).decode()
 
 
@@ -146,6 +175,10 @@ class EncodedImage:
         """
         if isinstance(content, bytes):
             return cls(data=content, format=detect_format(content) or format)
+        if not isinstance(content, str):
+            raise InvalidInputError(
+                f"Not image bytes or base64 but {type(content).__name__}: {brief_repr(content, 60)}"
+            )
         b64 = _without_data_prefix(content)
         try:
             detected = detect_format(decode_bytes(b64[:_SIGNATURE_CHARS]))
@@ -185,12 +218,22 @@ class EncodedImage:
         return self._b64
 
     def decode(self) -> Image:
-        """The pixels, as a loaded PIL image."""
-        from PIL import Image as PILImage
+        """The pixels, as a loaded PIL image.
 
-        image = PILImage.open(io.BytesIO(self.data))
-        image.load()
-        return image
+        Raises:
+            InvalidInputError: The bytes are no image Pillow can read.
+        """
+        from PIL import Image as PILImage
+        from PIL import UnidentifiedImageError
+
+        try:
+            image = PILImage.open(io.BytesIO(self.data))
+        except UnidentifiedImageError:
+            problem = f"The bytes are no image Pillow can read (they start {self.data[:16]!r})."
+        else:
+            image.load()
+            return image
+        raise InvalidInputError(problem)
 
     def __repr__(self) -> str:
         size = len(self._data) if self._data is not None else f"~{len(self.b64) * 3 // 4}"

@@ -10,33 +10,84 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from imgen.errors import ImgenError
+from imgen.errors import GenerationError, InvalidOutputError
 
-__all__ = ["Output", "check_output", "failure_record", "image_metadata", "merge_outputs"]
+__all__ = [
+    "Output",
+    "check_output",
+    "check_outputs",
+    "failure_record",
+    "image_metadata",
+    "merge_outputs",
+]
 
 Output = list[dict[str, Any]]
 """One input's output: `[{"images": [...], ...metadata}]`."""
 
 
-def check_output(output: Any, num_generations: int) -> Output:
+def check_output(output: Any, num_generations: int, backend: str = "The backend") -> Output:
     """Hold one input's output to the contract: `[{"images": [n base64 strings], ...}]`.
 
     A bare dict is accepted and wrapped, since some older backends return one.
 
+    Args:
+        output: What the backend returned for one input.
+        num_generations: The images asked for.
+        backend: Who returned it, for the message (e.g. the class name).
+
     Raises:
-        ImgenError: The backend broke the contract.
+        InvalidOutputError: The backend broke the contract.
     """
     if isinstance(output, dict):
         output = [output]
     if not (isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict)):
-        raise ImgenError(f"Backend returned {type(output).__name__}, not a list with one dict.")
+        shape = f"a list of {len(output)}" if isinstance(output, list) else type(output).__name__
+        raise InvalidOutputError(
+            f"{backend} returned {shape} for one input, not a list holding one dict."
+        )
     images = output[0].get("images")
     if not isinstance(images, list) or len(images) != num_generations:
         count = len(images) if isinstance(images, list) else "no"
-        raise ImgenError(
-            f"Backend returned {count} images where num_generations={num_generations}."
+        raise InvalidOutputError(
+            f"{backend} returned {count} images where num_generations={num_generations}."
         )
+    for index, image in enumerate(images):
+        if not (isinstance(image, str) and image):
+            raise InvalidOutputError(
+                f"{backend} returned images[{index}] as {type(image).__name__}, not a "
+                "non-empty base64 string (imgen.images.encode_bytes makes one)."
+            )
     return output
+
+
+def check_outputs(
+    outputs: Any, num_inputs: int, num_generations: int, backend: str = "The backend"
+) -> list[Output]:
+    """Hold a sync backend's whole batch to the contract: one checked output per input.
+
+    Outputs that break the contract fail only their own input, as in the async engine.
+
+    Raises:
+        InvalidOutputError: `outputs` is not a list with one entry per input.
+        GenerationError: Some outputs broke the contract; it holds the others.
+    """
+    if not isinstance(outputs, list) or len(outputs) != num_inputs:
+        found = f"{len(outputs)} outputs" if isinstance(outputs, list) else type(outputs).__name__
+        raise InvalidOutputError(
+            f"{backend}.generate returned {found} for {num_inputs} inputs; it must return a "
+            "list with one output per input."
+        )
+    results: list[Output | None] = []
+    errors: dict[int, BaseException] = {}
+    for index, output in enumerate(outputs):
+        try:
+            results.append(check_output(output, num_generations, f"{backend}.generate"))
+        except InvalidOutputError as exc:
+            results.append(None)
+            errors[index] = exc
+    if errors:
+        raise GenerationError(results, errors)
+    return results  # type: ignore[return-value]  # no None is left
 
 
 def merge_outputs(parts: Sequence[Output]) -> Output:

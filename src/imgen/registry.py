@@ -26,6 +26,7 @@ from imgen.errors import (
     InvalidModelSpecError,
     PluginLoadError,
     UnknownBackendError,
+    brief_repr,
 )
 
 __all__ = [
@@ -219,6 +220,11 @@ class Registry:
 
     def _resolve(self, name: str) -> tuple[type[ImageGenerationModel], str | None]:
         """The class for a backend name or alias, and the alias's model id."""
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidModelSpecError(
+                "A backend name must be a non-empty string like 'openai' (or an alias like "
+                f"'dall-e-3'), got {type(name).__name__}: {brief_repr(name)}."
+            )
         self._ensure_discovered()
         if len(self._claimants(name)) > 1:
             raise self._conflict(name)
@@ -252,12 +258,13 @@ class Registry:
         """
         if not isinstance(spec, str) or not spec.strip():
             raise InvalidModelSpecError(
-                f"A model spec must be a non-empty string like 'openai:gpt-image-1', got {spec!r}."
+                "A model spec must be a non-empty string like 'openai:gpt-image-1', got "
+                f"{type(spec).__name__}: {brief_repr(spec)}."
             )
         backend, colon, model_id = spec.strip().partition(":")
         if colon and not (backend and model_id):
             raise InvalidModelSpecError(
-                f"Malformed model spec {spec!r}: expected 'backend:model-id', e.g. "
+                f"Malformed model spec {brief_repr(spec)}: expected 'backend:model-id', e.g. "
                 "'openai:gpt-image-1', or an alias such as 'dall-e-3'."
             )
         cls, alias_model = self._resolve(backend)
@@ -265,8 +272,8 @@ class Registry:
         if model_id:
             if cls.model_field in fields:
                 raise InvalidModelSpecError(
-                    f"The spec {spec!r} already names the model; drop the "
-                    f"{cls.model_field}={fields[cls.model_field]!r} argument."
+                    f"The spec {brief_repr(spec)} already names the model; drop the "
+                    f"{cls.model_field}={brief_repr(fields[cls.model_field])} argument."
                 )
             fields = {cls.model_field: model_id, **fields}
         return cls(**fields)
@@ -331,6 +338,10 @@ class Registry:
 
     def unregister_backend(self, name: str) -> None:
         """Undo `register_backend`: remove the in-process backend `name` and its aliases."""
+        if not isinstance(name, str):
+            raise InvalidModelSpecError(
+                f"A backend name must be a string, got {type(name).__name__}: {brief_repr(name)}."
+            )
         with self._lock:
             claims = self._claims.get(name, [])
             mine = [c for c in claims if c.distribution == IN_PROCESS]
@@ -355,12 +366,17 @@ def _make_claim(
     version: str,
 ) -> tuple[str, _Claim]:
     if not (isinstance(cls, type) and issubclass(cls, ImageGenerationModel)):
-        raise TypeError(f"{cls!r} is not an ImageGenerationModel subclass")
+        raise TypeError(f"{brief_repr(cls)} is not an ImageGenerationModel subclass")
     backend_name = name or getattr(cls, "backend_name", None)
     if not isinstance(backend_name, str) or not backend_name:
         raise TypeError(f"{cls.__qualname__} has no backend_name and no name was given")
     if ":" in backend_name:
-        raise TypeError(f"backend name {backend_name!r} must not contain ':'")
+        raise TypeError(f"backend name {brief_repr(backend_name)} must not contain ':'")
+    if aliases is not None and not (
+        isinstance(aliases, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
+    ):
+        raise TypeError(f"aliases must map alias names to model ids, got {brief_repr(aliases)}")
     if not hasattr(cls, "backend_name"):  # lets dump() name it for in-process classes
         cls.backend_name = backend_name
     return backend_name, _Claim(backend_name, cls, dist, version, dict(aliases or {}))

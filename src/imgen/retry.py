@@ -7,14 +7,15 @@ multiply.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from imgen.errors import RetryableError
+from imgen.errors import RetryableError, RetryAfterTooLongError
 
-__all__ = ["RetryPolicy", "is_transient", "retry_after_of", "status_code_of"]
+__all__ = ["RetryPolicy", "is_transient", "parse_retry_after", "retry_after_of", "status_code_of"]
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429})
 
@@ -28,21 +29,27 @@ def status_code_of(exc: BaseException) -> int | None:
     return None
 
 
-def _parse_retry_after(value: Any) -> float | None:
-    if value is None:
+def parse_retry_after(value: Any) -> float | None:
+    """Seconds from a Retry-After value; None for anything that is not a usable wait.
+
+    Non-finite ("inf", "1e400", "NaN") and negative numbers are ignored rather than obeyed;
+    an HTTP date in the past means "now".
+    """
+    if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return max(0.0, float(value))
-    text = str(value).strip()
     try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            text = str(value).strip()
+            try:
+                seconds = float(text)
+            except ValueError:
+                when = email.utils.parsedate_to_datetime(text)
+                seconds = max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def retry_after_of(exc: BaseException) -> float | None:
@@ -50,16 +57,16 @@ def retry_after_of(exc: BaseException) -> float | None:
 
     Both the delta-seconds and HTTP-date forms are understood, and so is `retry-after-ms`.
     """
-    own = _parse_retry_after(getattr(exc, "retry_after", None))
+    own = parse_retry_after(getattr(exc, "retry_after", None))
     if own is not None:
         return own
     headers = getattr(getattr(exc, "response", None), "headers", None)
     if headers is None or not hasattr(headers, "get"):
         return None
-    millis = _parse_retry_after(headers.get("retry-after-ms"))
+    millis = parse_retry_after(headers.get("retry-after-ms"))
     if millis is not None:
         return millis / 1000
-    return _parse_retry_after(headers.get("retry-after"))
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -77,17 +84,26 @@ class RetryPolicy:
     Attributes:
         max_retries: Retries after the first attempt; attempts never exceed 1 + max_retries.
         initial_delay: The first backoff, in seconds; each retry doubles it.
-        max_delay: The cap on a computed backoff (a server's Retry-After is honoured as is).
+        max_delay: The cap on a computed backoff (a server's Retry-After is honoured as is,
+            up to `max_retry_after`).
+        max_retry_after: The longest Retry-After honoured, in seconds.
     """
 
     max_retries: int
     initial_delay: float = 0.5
     max_delay: float = 30.0
+    max_retry_after: float = 60.0
 
     def delay(self, retry: int, exc: BaseException) -> float:
-        """Seconds to wait before retry number `retry` (0-based) after `exc`."""
+        """Seconds to wait before retry number `retry` (0-based) after `exc`.
+
+        Raises:
+            RetryAfterTooLongError: The server asked for more than `max_retry_after`.
+        """
         asked = retry_after_of(exc)
         if asked is not None:
+            if asked > self.max_retry_after:
+                raise RetryAfterTooLongError(asked, self.max_retry_after, exc) from exc
             return asked
         backoff = min(self.max_delay, self.initial_delay * 2.0**retry)
         # Full jitter spreads out clients that failed together.

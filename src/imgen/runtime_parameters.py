@@ -17,11 +17,12 @@ from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from imgen.docstrings import parse_google_docstring
-from imgen.errors import InvalidInputError, did_you_mean
+from imgen.errors import ECHO_LIMIT, InvalidInputError, brief_repr, brief_text, did_you_mean
 
 __all__ = [
     "RuntimeParameter",
     "RuntimeParametersModelMixin",
+    "as_parameter_mapping",
     "env_default_of",
     "env_field",
     "env_var_of",
@@ -44,6 +45,7 @@ RuntimeParameter = Annotated[_T | None, _RUNTIME_PARAMETER]
 
 _ENV_VAR_KEY = "env_var"
 _ENV_DEFAULT_KEY = "env_default"
+_MAX_PROBLEMS = 5  # a message names the first few bad fields, then counts the rest
 
 
 def _read_env(var: str, secret: bool, default: Any) -> Any:
@@ -109,17 +111,43 @@ def validation_error(exc: ValidationError, model: type[BaseModel]) -> InvalidInp
     """
     secrets = {name for name, f in model.model_fields.items() if is_secret_field(f)}
     problems = []
-    for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "<model>"
+    errors = exc.errors(include_url=False)
+    for err in errors[:_MAX_PROBLEMS]:
+        loc = brief_text(".".join(str(part) for part in err["loc"]))
+        reason = brief_text(err["msg"].removeprefix("Value error, "), 2 * ECHO_LIMIT)
         if err["type"] == "extra_forbidden":
             known = [n for n in model.model_fields if n not in secrets] + sorted(secrets)
-            problems.append(f"unknown field {loc!r}.{did_you_mean(str(loc), known)}")
-        elif not err["loc"] or err["loc"][0] in secrets or isinstance(err.get("input"), Mapping):
+            problems.append(f"unknown field {loc!r}.{did_you_mean(loc, known)}")
+        elif not err["loc"]:
             # A model-level check sees every field as input, secrets included: show no input.
-            problems.append(f"{loc}: {err['msg']}")
+            problems.append(reason)
+        elif err["loc"][0] in secrets or isinstance(err.get("input"), Mapping):
+            problems.append(f"{loc}: {reason}")
         else:
-            problems.append(f"{loc}={err.get('input')!r}: {err['msg']}")
+            problems.append(f"{loc}={brief_repr(err.get('input'))}: {reason}")
+    if len(errors) > _MAX_PROBLEMS:
+        problems.append(f"and {len(errors) - _MAX_PROBLEMS} more")
     return InvalidInputError(f"Invalid {model.__name__}: " + "; ".join(problems))
+
+
+def as_parameter_mapping(values: Any) -> Mapping[str, Any]:
+    """Check that runtime parameter values are a mapping with string keys, and return it.
+
+    Raises:
+        InvalidInputError: `values` is not a mapping, or a key is not a string.
+    """
+    if not isinstance(values, Mapping):
+        raise InvalidInputError(
+            "Runtime parameters must be a mapping of names to values, e.g. "
+            f"{{'max_concurrency': 2}}; got {type(values).__name__}: {brief_repr(values)}."
+        )
+    for name in values:
+        if not isinstance(name, str):
+            raise InvalidInputError(
+                f"Runtime parameter names must be strings, got {type(name).__name__}: "
+                f"{brief_repr(name)}."
+            )
+    return values
 
 
 class RuntimeParametersModelMixin(BaseModel):
@@ -197,10 +225,10 @@ class RuntimeParametersModelMixin(BaseModel):
             InvalidInputError: A name is not a runtime parameter, or a value is invalid.
         """
         known = self.runtime_parameters_names
-        for name in runtime_parameters:
+        for name in as_parameter_mapping(runtime_parameters):
             if name not in known:
                 raise InvalidInputError(
-                    f"Unknown runtime parameter {name!r} for {type(self).__name__}."
+                    f"Unknown runtime parameter {brief_repr(name)} for {type(self).__name__}."
                     f"{did_you_mean(name, known)} Known: {', '.join(sorted(known))}."
                 )
         for name, value in runtime_parameters.items():
@@ -210,5 +238,7 @@ class RuntimeParametersModelMixin(BaseModel):
                 continue
             try:
                 setattr(self, name, value)
+                continue
             except ValidationError as exc:
-                raise validation_error(exc, type(self)) from None
+                error = validation_error(exc, type(self))
+            raise error  # outside the except block: no __context__ holding pydantic's error

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from pydantic import TypeAdapter, ValidationError
 
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, InvalidOutputError
 from imgen.validation import kwarg_adapter
 
 if TYPE_CHECKING:
@@ -134,6 +134,6 @@ def generate_by_prompt(
     for prompt, own in zip(inputs, split, strict=True):
         output = generate([prompt], num_generations=num_generations, **own)
         if len(output) != 1:  # the caller's count check could not tell whose output is missing
-            raise InvalidInputError(f"generate returned {len(output)} outputs for 1 input.")
+            raise InvalidOutputError(f"generate returned {len(output)} outputs for 1 input.")
         outputs.extend(output)
     return outputs

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel
 
-from imgen.errors import ConfigurationError, InvalidInputError
+from imgen.errors import ConfigurationError, InvalidInputError, brief_repr
 from imgen.runtime_parameters import is_secret_field
 
 if TYPE_CHECKING:
@@ -25,6 +25,40 @@ __all__ = ["load_model", "read_config"]
 
 _Self = TypeVar("_Self", bound="_Serializable")
 SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+MAX_CONFIG_NODES = 100_000
+"""The most values a YAML config may expand to, aliases counted each time they are used."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a document expanding to more than `MAX_CONFIG_NODES`.
+
+    Anchors and aliases let a few hundred bytes stand for billions of values (an "alias
+    bomb"). Sizes are counted on the composed nodes, before any Python object is built.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        node = super().compose_node(parent, index)
+        if node is None or id(node) in self._sizes:  # an alias: its node is counted already
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        # A child still being composed (a recursive alias) counts as one.
+        size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+        if size > MAX_CONFIG_NODES:
+            raise yaml.YAMLError(
+                f"the document expands to more than {MAX_CONFIG_NODES} values (anchors and "
+                "aliases repeat what they name); a model config holds a few dozen"
+            )
+        self._sizes[id(node)] = size
+        return node
 
 
 if TYPE_CHECKING:
@@ -59,6 +93,8 @@ class _Serializable(_ModelBase):
     ) -> Path:
         """Write `dump()` to a JSON or YAML file (format taken from the suffix when not given)."""
         target = Path(path)
+        if format is not None and format not in ("json", "yaml"):
+            raise InvalidInputError(f"format must be 'json' or 'yaml', got {brief_repr(format)}.")
         fmt = format or SUFFIXES.get(target.suffix.lower())
         if fmt == "json":
             text = json.dumps(self.dump(), indent=2) + "\n"
@@ -76,24 +112,38 @@ class _Serializable(_ModelBase):
     def from_dict(cls: type[_Self], data: Mapping[str, Any]) -> _Self:
         """Build a model from `dump()` data, resolving the class by its registry name.
 
+        A dump of `cls` itself loads even when `cls` was never registered: `type_info` then
+        names exactly that class. No module a config names is ever imported.
+
         Raises:
             UnknownBackendError: `type_info.backend` is not a registered backend.
-            ConfigurationError: The resolved class is not a subclass of `cls`, or there is no
-                backend name to resolve.
-            InvalidInputError: A key is unknown or a value is invalid.
+            ConfigurationError: The resolved class is not a subclass of `cls`, there is no
+                backend name to resolve, or a key is not a string.
+            InvalidInputError: `data` is not a mapping, a key is unknown or a value is invalid.
         """
         from imgen import registry
 
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(
+                f"{cls.__qualname__}.from_dict takes a mapping (the data of dump()), got "
+                f"{type(data).__name__}: {brief_repr(data)}."
+            )
         fields = dict(data)
+        for key in fields:
+            if not isinstance(key, str):
+                raise ConfigurationError(
+                    f"Config keys must be field names (strings); got {type(key).__name__} "
+                    f"{brief_repr(key)}."
+                )
         type_info = fields.pop("type_info", None)
         target: type[Any]
-        if type_info is None:
+        if type_info is None or _names_class(type_info, cls):
             target = cls
         elif isinstance(type_info, Mapping) and isinstance(type_info.get("backend"), str):
             target = registry.get_backend(type_info["backend"])
         else:
             raise ConfigurationError(
-                f"The config's type_info {type_info!r} has no backend name; "
+                f"The config's type_info {brief_repr(type_info)} has no backend name; "
                 "expected type_info: {backend: <registered backend name>}."
             )
         if not (isinstance(target, type) and issubclass(target, cls)):
@@ -124,11 +174,26 @@ class _Serializable(_ModelBase):
         return cls.from_dict(read_config(path))
 
 
+def _names_class(type_info: Any, cls: type[Any]) -> bool:
+    """Whether `type_info` names exactly `cls` (module, name and any backend name)."""
+    return (
+        isinstance(type_info, Mapping)
+        and type_info.get("module") == cls.__module__
+        and type_info.get("name") == cls.__qualname__
+        and type_info.get("backend") == getattr(cls, "backend_name", None)
+    )
+
+
 def _parse(text: str, fmt: str, origin: str) -> dict[str, Any]:
     try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        data = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_BoundedLoader)
+        problem = None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"Cannot parse {origin} as {fmt.upper()}: {exc}") from None
+        problem = str(exc)
+    except RecursionError:
+        problem = "it is nested too deeply"
+    if problem is not None:
+        raise ConfigurationError(f"Cannot parse {origin} as {fmt.upper()}: {problem}")
     if not isinstance(data, dict):
         raise ConfigurationError(f"{origin} holds a {type(data).__name__}, not a mapping.")
     return data
@@ -163,6 +228,16 @@ def load_model(source: Mapping[str, Any] | str | os.PathLike[str]) -> ImageGener
     """
     from imgen.base import ImageGenerationModel
 
+    if isinstance(source, bytes | bytearray):
+        raise InvalidInputError(
+            "load_model takes a dict, a path or JSON/YAML text, not bytes: decode them first, "
+            "e.g. load_model(data.decode())."
+        )
+    if not isinstance(source, Mapping | str | os.PathLike):
+        raise InvalidInputError(
+            "load_model takes a dict, a path (.json, .yaml, .yml) or JSON/YAML text; got "
+            f"{type(source).__name__}: {brief_repr(source)}."
+        )
     if isinstance(source, Mapping):
         return ImageGenerationModel.from_dict(source)
     if isinstance(source, os.PathLike) or (

@@ -20,9 +20,10 @@ from imgen.errors import (
     GenerationError,
     InvalidInputError,
     MissingCredentialsError,
+    UnexpectedResponseError,
 )
 from imgen.images import decode_bytes, decode_image, detect_format, encode_bytes
-from imgen.testing import Delay, LocalServer, RecordedRequest, Reply, Reset
+from imgen.testing import Delay, LocalServer, RecordedRequest, Reply, Reset, exception_text
 from imgen.testing.fake import fake_image
 from imgen_hf_inference import InferenceEndpointsImageGeneration, InferenceRequestError
 from imgen_hf_inference.model import is_hugging_face_url
@@ -300,7 +301,29 @@ def test_non_image_answer_is_not_retried(
     model: InferenceEndpointsImageGeneration, server: LocalServer
 ) -> None:
     server.script(Reply.json({"generated_text": "not an image"}), path=ENDPOINT)
-    with pytest.raises(GenerationError, match="not an image: is it a text-to-image endpoint"):
+    with pytest.raises(GenerationError, match="not an image: is it a text-to-image endpoint") as e:
+        model.generate(["a cat"])
+    assert len(sent(server)) == 1
+    assert isinstance(e.value.errors[0], UnexpectedResponseError)
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-3"])
+def test_a_retry_after_that_is_no_wait_falls_back_to_the_backoff(
+    model: InferenceEndpointsImageGeneration, server: LocalServer, value: str
+) -> None:
+    server.script(Reply.json({"error": "busy"}, 429, headers={"Retry-After": value}), path=ENDPOINT)
+    start = time.monotonic()
+    model.generate(["a cat"])
+    assert time.monotonic() - start < 5
+    assert len(sent(server)) == 2
+
+
+def test_a_retry_after_beyond_max_retry_after_ends_the_attempts(
+    model: InferenceEndpointsImageGeneration, server: LocalServer
+) -> None:
+    busy = Reply.json({"error": "busy"}, 429, headers={"Retry-After": "3600"})
+    server.script(busy, path=ENDPOINT)
+    with pytest.raises(GenerationError, match=r"RetryAfterTooLongError: .* wait 3600 s"):
         model.generate(["a cat"])
     assert len(sent(server)) == 1
 
@@ -456,6 +479,52 @@ def test_key_never_leaks(
     assert secret not in str(bad_config.value)
 
 
+def test_a_refused_request_chains_nothing_that_holds_the_token(
+    make_model: ModelFactory, server: LocalServer
+) -> None:
+    secret = "hf_do_not_leak_me"
+    server.route(
+        "POST",
+        ENDPOINT,
+        lambda request: Reply.json({"error": f"bad {request.headers['authorization']}"}, 401),
+    )
+    with pytest.raises(GenerationError) as caught:
+        make_model(api_key=secret).generate(["a cat"])
+    error = caught.value.errors[0]
+    assert isinstance(error, InferenceRequestError)
+    # huggingface_hub's error (which quotes the token) used to be the __cause__.
+    assert error.__cause__ is None and error.__context__ is None
+    assert secret not in exception_text(caught.value)
+
+
+def test_the_saved_login_is_masked_too(
+    model: InferenceEndpointsImageGeneration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no api_key, huggingface_hub sends the saved login to Hugging Face hosts; a server
+    # there that echoes it must not get it into the error.
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    saved = "hf_saved_login_0123456789"
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
+    (tmp_path / "token").write_text(saved)
+    request = httpx2.Request("POST", "https://router.huggingface.co/x")
+    response = httpx2.Response(401, json={"error": f"bad token {saved}"}, request=request)
+    error = model._request_error(HfHubHTTPError(f"401: bad token {saved}", response=response))
+    assert saved not in str(error)
+    assert "bad token ***" in str(error)
+
+
+@pytest.mark.parametrize("prompt", ["a \ud800 cat", "\udfff"])
+def test_a_prompt_no_request_can_carry_is_refused_before_any_request(
+    model: InferenceEndpointsImageGeneration, server: LocalServer, prompt: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=r"inputs\[0\] holds a lone surrogate"):
+        model.generate([prompt])
+    assert server.requests == []
+
+
 def test_rejected_withheld_token_explains_why(
     model: InferenceEndpointsImageGeneration, server: LocalServer
 ) -> None:
@@ -557,6 +626,11 @@ def test_bad_fields_are_rejected(fields: dict[str, Any], message: str) -> None:
         ({"extra_body": "not a mapping"}, "extra_body"),
         ({"extra_body": {"seed": 1, "width": 8}}, "may not set seed, width"),
         ({"heigth": 64}, "Did you mean 'height'"),
+        # Values JSON cannot carry used to fail only at request time.
+        ({"guidance_scale": float("inf")}, "guidance_scale=inf"),
+        ({"extra_body": {"x": float("nan")}}, "extra_body must be JSON data"),
+        ({"extra_body": {"x": b"bytes"}}, "extra_body must be JSON data"),
+        ({"negative_prompt": "no \ud800"}, "negative_prompt holds a lone surrogate"),
     ],
 )
 def test_bad_kwargs_are_rejected_before_any_request(
@@ -633,3 +707,32 @@ def test_unload_then_generate_loads_again(
     model.generate(["a cat"])
     assert model.is_loaded
     assert len(sent(server)) == 2
+
+
+def test_dropping_a_used_model_without_unload_is_silent() -> None:
+    script = (
+        "import asyncio, gc, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from conftest import ENDPOINT, answer_with_png\n"
+        "from imgen.testing import LocalServer\n"
+        "import imgen\n"
+        "with LocalServer() as server:\n"
+        "    server.route('POST', ENDPOINT, answer_with_png)\n"
+        "    def make():\n"
+        "        return imgen.get_model('hf-inference', base_url=server.url + ENDPOINT)\n"
+        "    m = make(); m.generate(['a', 'b'], num_generations=2)\n"
+        "    m = make()  # the first model is dropped, never unloaded\n"
+        "    async def some_other_loop():\n"
+        "        for _ in range(20):\n"
+        "            gc.collect()  # as the collector may, while any loop runs\n"
+        "            await asyncio.sleep(0.01)\n"
+        "    asyncio.run(some_other_loop())\n"
+        "print('done')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert result.stderr == ""

@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 
 import imgen
-from imgen.errors import GenerationError, InvalidInputError, MissingCredentialsError
+from imgen.errors import (
+    GenerationError,
+    InvalidInputError,
+    MissingCredentialsError,
+    RetryAfterTooLongError,
+    UnexpectedResponseError,
+)
 from imgen.images import decode_bytes, detect_format, encode_bytes
-from imgen.testing import Delay, Reply, Reset
+from imgen.testing import Delay, Reply, Reset, exception_text
 from imgen_openai import OpenAIImageGeneration, OpenAIRequestError
 
 MakeModel = Callable[..., OpenAIImageGeneration]
@@ -231,6 +237,35 @@ def test_429_waits_for_retry_after(model: OpenAIImageGeneration, api: Any) -> No
     assert len(result["images"]) == 1
 
 
+@pytest.mark.parametrize("value", ["inf", "Infinity", "1e400", "-3"])
+def test_a_retry_after_that_is_no_wait_falls_back_to_the_backoff(
+    model: OpenAIImageGeneration, api: Any, value: str
+) -> None:
+    api.server.script(api_error(429, "rate_limit_exceeded", "slow down", **{"Retry-After": value}))
+
+    start = time.monotonic()
+    [[result]] = model.generate(["a red fox"])
+
+    assert time.monotonic() - start < 5  # it used to sleep forever on "inf"
+    assert len(api.generations) == 2
+    assert len(result["images"]) == 1
+
+
+def test_a_retry_after_beyond_max_retry_after_ends_the_attempts(
+    make_model: MakeModel, api: Any
+) -> None:
+    api.server.script(api_error(429, "rate_limit_exceeded", "slow down", **{"Retry-After": "90"}))
+
+    with pytest.raises(GenerationError) as raised:
+        make_model(max_retries=3).generate(["a red fox"])
+
+    assert len(api.generations) == 1
+    error = only_error(raised)
+    assert isinstance(error, RetryAfterTooLongError)
+    assert "wait 90 s" in str(error) and "max_retry_after=60" in str(error)
+    assert "slow down" in str(error)
+
+
 def test_exhausted_quota_is_not_retried(model: OpenAIImageGeneration, api: Any) -> None:
     api.server.script(api_error(429, "insufficient_quota", "You exceeded your current quota."))
 
@@ -309,6 +344,59 @@ def test_401_names_the_fix_and_never_the_key(
         "Check the api_key field or the OPENAI_API_KEY environment variable."
     )
     assert api_key not in str(raised.value)
+
+
+def test_a_refused_request_chains_nothing_that_holds_the_key(
+    model: OpenAIImageGeneration, api: Any, api_key: str
+) -> None:
+    api.server.script(api_error(401, "invalid_api_key", f"Incorrect API key provided: {api_key}"))
+
+    with pytest.raises(GenerationError) as raised:
+        model.generate(["a red fox"])
+
+    error = only_error(raised)
+    # The SDK's error, whose text quotes the key, used to stay reachable as __context__.
+    assert error.__context__ is None and error.__cause__ is None
+    assert api_key not in exception_text(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("reply", "content_type"),
+    [
+        (
+            Reply(
+                body=b"<html><body>Sign in to the Wi-Fi</body></html>",
+                headers={"Content-Type": "text/html"},
+            ),
+            "text/html",
+        ),
+        (
+            Reply(
+                body=b'{"created": 1, "data": [{"b64_json": "iVBO',
+                headers={"Content-Type": "application/json"},
+            ),
+            "application/json",
+        ),
+        (Reply.json({"data": "no list"}), "application/json"),
+        (Reply.json([1, 2]), "application/json"),
+    ],
+    ids=["html page", "cut-off json", "data not a list", "json list"],
+)
+def test_a_reply_that_is_no_images_api_response_is_named_as_such(
+    model: OpenAIImageGeneration, api: Any, reply: Reply, content_type: str
+) -> None:
+    api.server.script(reply)
+
+    with pytest.raises(GenerationError) as raised:
+        model.generate(["a red fox"])
+
+    error = only_error(raised)
+    assert isinstance(error, UnexpectedResponseError)
+    message = str(error)
+    assert "/v1/images/generations answered 200" in message
+    assert content_type in message
+    assert "not an Images API response" in message
+    assert len(api.generations) == 1  # not retried
 
 
 def test_slow_answer_times_out_and_is_retried(make_model: MakeModel, api: Any) -> None:
@@ -448,6 +536,17 @@ def test_key_never_leaks(
         assert api_key not in text
 
 
+def test_a_prompt_no_request_can_carry_is_refused_before_any_request(
+    model: OpenAIImageGeneration, api: Any
+) -> None:
+    with pytest.raises(InvalidInputError, match=r"inputs\[0\] holds a lone surrogate"):
+        model.generate(["a \ud800 fox"])
+    with pytest.raises(InvalidInputError, match="user holds a lone surrogate"):
+        model.generate(["a fox"], user="id-\udfff")
+
+    assert api.server.requests == []
+
+
 # -- resolution by name ------------------------------------------------------------------
 
 
@@ -515,6 +614,38 @@ def test_unload_then_generate_loads_again(model: OpenAIImageGeneration, api: Any
 
     assert model.is_loaded
     assert [body["prompt"] for body in api.bodies()] == ["a red fox", "a grey owl"]
+
+
+def test_dropping_a_used_model_without_unload_is_silent() -> None:
+    # The SDK's client closes itself from its finaliser on whichever loop is running then; it
+    # used to find its connections on the model's closed loop and print "Task exception was
+    # never retrieved ... Event loop is closed".
+    script = (
+        "import asyncio, gc, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from conftest import FakeImagesAPI\n"
+        "from imgen.testing import LocalServer\n"
+        "import imgen\n"
+        "with LocalServer() as server:\n"
+        "    api = FakeImagesAPI(server)\n"
+        "    def make():\n"
+        "        return imgen.get_model('gpt-image-1', api_key='sk-x', base_url=api.base_url)\n"
+        "    m = make(); m.generate(['a', 'b'])\n"
+        "    m = make()  # the first model is dropped, never unloaded\n"
+        "    async def some_other_loop():\n"
+        "        for _ in range(20):\n"
+        "            gc.collect()  # as the collector may, while any loop runs\n"
+        "            await asyncio.sleep(0.01)\n"
+        "    asyncio.run(some_other_loop())\n"
+        "print('done')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert result.stderr == ""
 
 
 def test_model_module_imports_no_sdk() -> None:

@@ -40,7 +40,7 @@ from imgen.batch.files import (
 from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest
 from imgen.batch.seeding import draw_job_seed
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, InvalidOutputError, brief_repr
 from imgen.images import EXTENSIONS, decode_bytes, detect_format, write_atomically
 from imgen.outputs import image_metadata
 
@@ -234,7 +234,7 @@ class ImageFolder:
             generations: Which of its images to write (those the dataset lacks).
 
         Raises:
-            InvalidInputError: The output lacks an image, an image is not base64 or not a PNG,
+            InvalidOutputError: The output lacks an image, an image is not base64 or not a PNG,
                 JPEG, WebP or GIF, or its metadata cannot be saved as JSON (a row failure).
             DatasetWriteError: The dataset cannot be written (a fault of the job).
         """
@@ -243,7 +243,7 @@ class ImageFolder:
         expected = self.manifest.num_generations
         if not isinstance(images, list) or len(images) != expected:
             found = len(images) if isinstance(images, list) else "no"
-            raise InvalidInputError(
+            raise InvalidOutputError(
                 f"The backend returned {found} images for row {row.row}, not {expected}."
             )
         per_image = image_metadata(output)
@@ -428,32 +428,37 @@ def _image_file(image: Any, k: int) -> tuple[bytes, str]:
     """The bytes and file extension of image `k` of an output, if a dataset can hold it.
 
     Raises:
-        InvalidInputError: Not a base64 string, or not a PNG, JPEG, WebP or GIF image.
+        InvalidOutputError: Not a base64 string, or not a PNG, JPEG, WebP or GIF image.
     """
     if not isinstance(image, str):
-        raise InvalidInputError(
-            f"Image {k} is a {type(image).__name__}, not a base64 string: {image!r:.40}"
+        raise InvalidOutputError(
+            f"Image {k} is a {type(image).__name__}, not a base64 string: {brief_repr(image, 40)}"
         )
-    data = decode_bytes(image)
-    extension = EXTENSIONS.get(detect_format(data) or "")
-    if extension is None:
-        raise InvalidInputError(
+    try:
+        data = decode_bytes(image)
+    except InvalidInputError as exc:
+        problem = f"Image {k}: {exc}"
+    else:
+        extension = EXTENSIONS.get(detect_format(data) or "")
+        if extension is not None:
+            return data, extension
+        problem = (
             f"Image {k} is {len(data)} bytes of no known image format (PNG, JPEG, WebP or GIF); "
             f"it starts with {data[:12]!r}."
         )
-    return data, extension
+    raise InvalidOutputError(problem)
 
 
 def _job_image_seed(seed: int, metadata: Mapping[str, Any], k: int) -> int:
     """The seed the job gave image `k`, checked against the one the backend reports, if any.
 
     Raises:
-        InvalidInputError: The backend says it used another seed: the image could not be made
+        InvalidOutputError: The backend says it used another seed: the image could not be made
             again from the seed the dataset would record.
     """
     reported = metadata.get(SEED_COLUMN)
     if isinstance(reported, int) and reported != seed:
-        raise InvalidInputError(
+        raise InvalidOutputError(
             f"The backend made image {k} with seed {reported}, not with the seed {seed} it was "
             "given: its seed handling is broken."
         )
@@ -467,12 +472,14 @@ def _saveable(record: dict[str, Any]) -> dict[str, Any]:
     `datasets` would refuse to load) gets U+FFFD in its place.
 
     Raises:
-        InvalidInputError: The record cannot be saved as JSON at all (a circular value).
+        InvalidOutputError: The record cannot be saved as JSON at all (a circular value).
     """
     try:
         text = json.dumps(record, ensure_ascii=False, default=str)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"The image's metadata cannot be saved as JSON: {exc}") from None
-    if _LONE_SURROGATE.search(text) is None:
-        return record
-    return dict(json.loads(_LONE_SURROGATE.sub("\ufffd", text)))
+        problem = f"The image's metadata cannot be saved as JSON: {exc}"
+    else:
+        if _LONE_SURROGATE.search(text) is None:
+            return record
+        return dict(json.loads(_LONE_SURROGATE.sub("\ufffd", text)))
+    raise InvalidOutputError(problem)

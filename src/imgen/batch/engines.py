@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from imgen.base import ImageGenerationModel
 from imgen.batch.inputs import PromptRow
 from imgen.batch.outcomes import Outcome
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, brief_repr
 
 __all__ = ["ENGINE_NAMES", "Engine", "Settle", "resolve_engine"]
 
@@ -60,7 +60,7 @@ def resolve_engine(engine: Literal["local", "ray"] | Engine) -> Engine:
             engine = RayEngine()
         else:
             raise InvalidInputError(
-                f"Unknown engine {engine!r}: use {' or '.join(map(repr, ENGINE_NAMES))}."
+                f"Unknown engine {brief_repr(engine)}: use {' or '.join(map(repr, ENGINE_NAMES))}."
             )
     engine.check()
     return engine

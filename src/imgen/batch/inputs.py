@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
-from imgen.errors import InvalidInputError
-from imgen.validation import lone_surrogate
+from imgen.errors import InvalidInputError, brief_repr, brief_text
+from imgen.validation import check_sendable
 
 __all__ = [
     "ITERABLE",
@@ -207,7 +207,8 @@ def _check_column(where: str, column: str, columns: list[str]) -> None:
     """Fail when rows have columns but none is `column`: a typo, not a few bad rows."""
     if columns and column not in columns:
         raise InvalidInputError(
-            f"No column {column!r} in {where}; its columns are: {', '.join(columns)}. "
+            f"No column {brief_repr(column)} in {where}; its columns are: "
+            f"{brief_text(', '.join(columns))}. "
             "Choose one with --prompt-column (prompt_column= in Python)."
         )
 
@@ -285,30 +286,23 @@ def _read_csv(text: _Text, column: str) -> tuple[PromptSource, list[str]]:
 
 def _parse_record(row: int, record: Mapping[str, Any], column: str) -> PromptRow | BadRow:
     if column not in record:
-        return BadRow(row, f"no {column!r} field")
+        return BadRow(row, f"no {brief_repr(column)} field")
     prompt = record[column]
     if not isinstance(prompt, str):
-        return BadRow(row, f"{column!r} is not a string: {prompt!r:.60}")
+        return BadRow(row, f"{brief_repr(column)} is not a string: {brief_repr(prompt, 60)}")
     if not prompt.strip():
-        return BadRow(row, f"{column!r} is empty")
-    fields = {k: v for k, v in record.items() if k != column}
-    invalid = _invalid_text(column, prompt, fields)
-    if invalid is not None:
-        return BadRow(row, invalid, prompt)
-    return PromptRow(row, prompt, fields)
+        return BadRow(row, f"{brief_repr(column)} is empty")
+    return _unsendable(row, record, prompt) or PromptRow(
+        row, prompt, {k: v for k, v in record.items() if k != column}
+    )
 
 
-def _invalid_text(column: str, prompt: str, fields: Mapping[str, Any]) -> str | None:
-    """Why a row's text cannot be sent or saved as UTF-8 (a lone surrogate), or None."""
-    position = lone_surrogate(prompt)
-    if position is not None:
-        return (
-            f"{column!r} is not valid Unicode text: it holds the lone surrogate "
-            f"{prompt[position]!r} at position {position}"
-        )
-    for name, value in fields.items():
-        if lone_surrogate(json.dumps({name: value}, ensure_ascii=False, default=str)) is not None:
-            return f"field {name!r} is not valid Unicode text: it holds a lone surrogate"
+def _unsendable(row: int, record: Any, prompt: str) -> BadRow | None:
+    """A row holding what no request or JSON line can carry (a lone surrogate, a NaN)."""
+    try:
+        check_sendable("the row", record)
+    except InvalidInputError as exc:
+        return BadRow(row, str(exc).rstrip("."), prompt)
     return None
 
 
@@ -316,8 +310,7 @@ def _parse_item(position: int, item: Any, column: str) -> PromptRow | BadRow:
     if isinstance(item, str):
         if not item.strip():
             return BadRow(position, "empty prompt")
-        invalid = _invalid_text("prompt", item, {})
-        return PromptRow(position, item) if invalid is None else BadRow(position, invalid, item)
+        return _unsendable(position, item, item) or PromptRow(position, item)
     if isinstance(item, Mapping):
         return _parse_record(position, item, column)
     return BadRow(position, f"not a prompt string or a mapping: {item!r:.60}")

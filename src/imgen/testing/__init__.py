@@ -1,4 +1,5 @@
-"""Testing helpers for backend authors: the conformance kit, the `fake` backend, a local server.
+"""Testing helpers for backend authors: the conformance kit, the `fake` backend, a local server,
+and `exception_text` to prove that no error reveals a secret.
 
 Each is imported on first access, so the entry-point module `imgen.testing.plugin` stays light.
 """
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from imgen.testing.contract import BackendContract
     from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
+    from imgen.testing.leaks import exception_text
     from imgen.testing.server import Delay, LocalServer, RecordedRequest, Reply, Reset
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "Reset",
+    "exception_text",
 ]
 
 _HOMES = {
@@ -33,6 +36,7 @@ _HOMES = {
     "Reply": "imgen.testing.server",
     "Delay": "imgen.testing.server",
     "Reset": "imgen.testing.server",
+    "exception_text": "imgen.testing.leaks",
 }
 
 
@@ -40,3 +44,8 @@ def __getattr__(name: str) -> Any:
     if name in _HOMES:
         return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'imgen.testing' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # dir() and tab completion list the lazily imported names too.
+    return sorted({*globals(), *__all__})

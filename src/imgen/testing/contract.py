@@ -40,7 +40,7 @@ import pytest
 import yaml
 
 import imgen
-from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
+from imgen.base import AsyncImageGenerationModel, ImageGenerationModel, checked_generate
 from imgen.errors import GenerationError, InvalidInputError
 from imgen.images import decode_bytes, decode_image, detect_format
 from imgen.registry import ENTRY_POINT_GROUP, Registry
@@ -315,8 +315,10 @@ class BackendContract:
             (["ok"], -1, {}),
             (["ok"], 1.5, {}),
             (["ok"], 1, {"no_such_kwarg_xyz": 1}),
+            (["a \ud800 surrogate"], 1, {}),
         ],
     )
+    @pytest.mark.parametrize("entry_point", ["generate_outputs", "generate"])
     def test_bad_input_rejected_before_generation(
         self,
         model: ImageGenerationModel,
@@ -324,20 +326,26 @@ class BackendContract:
         inputs: Any,
         num_generations: Any,
         kwargs: dict[str, Any],
+        entry_point: str,
     ) -> None:
         calls: list[Any] = []
-        method = "agenerate" if isinstance(model, AsyncImageGenerationModel) else "generate"
+        is_async = isinstance(model, AsyncImageGenerationModel)
+        method = "agenerate" if is_async else "generate"
+        # A sync backend's generate is wrapped by the base class, which validates first: spy
+        # on the backend's own implementation, inside that wrapper.
         real = getattr(type(model), method)
+        implementation = real if is_async else real.__wrapped__
 
-        @functools.wraps(real)  # keeps the signature the core validates kwargs against
+        @functools.wraps(implementation)  # keeps the signature the core validates against
         def spy(*args: Any, **kw: Any) -> Any:
             calls.append(args)
-            return real(*args, **kw)
+            return implementation(*args, **kw)
 
-        monkeypatch.setattr(type(model), method, spy)
+        monkeypatch.setattr(type(model), method, spy if is_async else checked_generate(spy))
+        call = getattr(model, entry_point)
         with pytest.raises(InvalidInputError):
-            model.generate_outputs(inputs, num_generations, **{**self.generation_kwargs, **kwargs})
-        assert calls == [], "generation started despite bad input"
+            call(inputs, num_generations, **{**self.generation_kwargs, **kwargs})
+        assert calls == [], f"{entry_point}() started generating despite bad input"
 
     # -- the async engine: concurrency, retries, cancellation --------------------------------
 

@@ -70,8 +70,8 @@ class _FakeSettings(ImageEncodingFields):
     width: int = Field(64, ge=1, le=4096)
     height: int = Field(64, ge=1, le=4096)
     image_format: ImageFormat = "png"
-    latency: float = Field(0.0, ge=0)
-    cpu_seconds: float = Field(0.0, ge=0)
+    latency: float = Field(0.0, ge=0, allow_inf_nan=False)
+    cpu_seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
     failure_rate: float = Field(0.0, ge=0, le=1)
     failure_seed: int = 0
     _failures: random.Random = PrivateAttr(default_factory=random.Random)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 
 from imgen import ImageGenerationModel
-from imgen.errors import ConfigurationError
+from imgen.errors import ConfigurationError, brief_repr
 from imgen.images import BackgroundEncoder, ImageEncodingFields, ImageFormat, images_output
 from imgen.interrupts import CallInterrupter, CallWatch
 from imgen_diffusers.hub import hub_load_kwargs
@@ -61,7 +61,7 @@ def _check_multiple_of_8(pixels: int) -> int:
 
 Device = Annotated[str, AfterValidator(_check_device)]
 InferenceSteps = Annotated[int, Field(ge=1)]
-GuidanceScale = Annotated[float, Field(ge=0)]
+GuidanceScale = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 ImageSide = Annotated[int, Field(gt=0), AfterValidator(_check_multiple_of_8)]
 Seed = Annotated[int, Field(ge=0, lt=_SEED_LIMIT)]
 
@@ -185,8 +185,8 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
             )
         except Exception as exc:
             raise ConfigurationError(
-                f"Could not load the diffusers pipeline {self.model!r}"
-                f"{f' at revision {self.revision!r}' if self.revision else ''}: "
+                f"Could not load the diffusers pipeline {brief_repr(self.model)}"
+                f"{f' at revision {brief_repr(self.revision)}' if self.revision else ''}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         if self.enable_model_cpu_offload:
@@ -324,7 +324,7 @@ def _pipeline_source(model: str) -> str:
         if _HUB_ID.fullmatch(model):
             return model
         raise ConfigurationError(
-            f"The diffusers model {model!r} is neither an existing folder ({folder} does not "
+            f"The diffusers model {brief_repr(model)} is neither an existing folder (it does not "
             'exist) nor a Hugging Face Hub id ("owner/name").'
         )
     if not (folder / "model_index.json").is_file():

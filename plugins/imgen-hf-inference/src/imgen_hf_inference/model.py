@@ -9,14 +9,25 @@ cheap.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
-from imgen.errors import ConfigurationError, ImgenError, MissingCredentialsError, did_you_mean
+from imgen.errors import (
+    ConfigurationError,
+    ImgenError,
+    MissingCredentialsError,
+    RequestRefusedError,
+    UnexpectedResponseError,
+    brief_repr,
+    did_you_mean,
+    translate_refusals,
+)
 from imgen.images import (
     EncodedImage,
     ImageEncodingFields,
@@ -52,12 +63,16 @@ _NAMED_PARAMETERS = frozenset(
 )
 
 
-def _no_named_parameters(body: dict[str, Any]) -> dict[str, Any]:
+def _json_body(body: dict[str, Any]) -> dict[str, Any]:
     shadowed = sorted(_NAMED_PARAMETERS & body.keys())
     if shadowed:
         raise ValueError(
             f"extra_body may not set {', '.join(shadowed)}; pass them as generation kwargs"
         )
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # it would fail only at request time
+        raise ValueError(f"extra_body must be JSON data: {exc}") from None
     return body
 
 
@@ -65,9 +80,9 @@ def _no_named_parameters(body: dict[str, Any]) -> dict[str, Any]:
 # from model to model, and the server reports a bad one with a 400.
 Pixels = Annotated[int, Field(ge=1)]
 Steps = Annotated[int, Field(ge=1)]
-Guidance = Annotated[float, Field(ge=0)]
+Guidance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Seed = Annotated[int, Field(ge=0)]
-ExtraBody = Annotated[dict[str, Any], AfterValidator(_no_named_parameters)]
+ExtraBody = Annotated[dict[str, Any], AfterValidator(_json_body)]
 
 # Hosts run and authenticated by Hugging Face: the Hub and its inference router, and dedicated
 # Inference Endpoints. Spaces (*.hf.space) are left out on purpose: any Hub user can publish
@@ -106,18 +121,16 @@ def text_to_image_providers() -> list[str]:
     return ["auto", *sorted(name for name, tasks in PROVIDERS.items() if "text-to-image" in tasks)]
 
 
-class InferenceRequestError(ImgenError):
+class InferenceRequestError(RequestRefusedError):
     """The inference server or provider answered a request with an error status.
+
+    The token is masked wherever the server echoed it, and no exception is chained (see
+    `imgen.errors.RequestRefusedError`).
 
     Attributes:
         status_code: The HTTP status, e.g. 400.
         retry_after: Seconds the server asked to wait before a retry, when it said so.
     """
-
-    def __init__(self, message: str, *, status_code: int, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.retry_after = retry_after
 
 
 class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGenerationModel):
@@ -197,8 +210,8 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
         known = text_to_image_providers()
         if provider not in known:
             raise ValueError(
-                f"{provider!r} is not a text-to-image provider of the installed huggingface_hub."
-                f"{did_you_mean(provider, known)} Known: {', '.join(known)}"
+                f"{brief_repr(provider)} is not a text-to-image provider of the installed "
+                f"huggingface_hub.{did_you_mean(provider, known)} Known: {', '.join(known)}"
             )
         return provider
 
@@ -344,7 +357,7 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
 
         Raises:
             InferenceRequestError: The server answered with an error status.
-            ImgenError: The server answered with something that is not an image.
+            UnexpectedResponseError: The server answered with something that is not an image.
             huggingface_hub.errors.InferenceTimeoutError: A request outlived `timeout`.
         """
         options = {
@@ -373,14 +386,18 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
         # The client reads its timeout per request: follow a timeout changed after load().
         self._client.timeout = self.timeout
         try:
-            image = await self._client.text_to_image(prompt, **options)
-        except HfHubHTTPError as exc:
-            raise self._request_error(exc) from exc
-        except UnidentifiedImageError as exc:
-            raise ImgenError(
+            # The client's error keeps the request (token included): nothing chains back to it.
+            with translate_refusals(HfHubHTTPError, self._request_error):
+                image = await self._client.text_to_image(prompt, **options)
+        except UnidentifiedImageError:
+            image = None
+        if image is None:
+            # Raised outside the except block: Pillow's error, whose traceback runs through the
+            # client's frames, is not chained.
+            raise UnexpectedResponseError(
                 f"{self.model_name} answered with data that is not an image: "
                 "is it a text-to-image endpoint?"
-            ) from exc
+            )
         # The client opens its image lazily over the reply's bytes: they pass through as sent.
         return await keep_or_encode_async(image, self.image_encoding(self.image_format))
 
@@ -401,8 +418,22 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
             summary = "rejected the request"
         else:
             summary = "failed to handle the request"
-        message = f"{self.model_name} {summary} ({status}): {detail}{hint}"
-        secret = self._secret()
-        if secret:
-            message = message.replace(secret, "***")
-        return InferenceRequestError(message, status_code=status, retry_after=retry_after_of(exc))
+        return InferenceRequestError(
+            f"{self.model_name} {summary} ({status}): {detail}{hint}",
+            status_code=status,
+            retry_after=retry_after_of(exc),
+            # The saved login is sent too when no token is set: mask it as well.
+            secrets=[self._secret(), *_saved_tokens()],
+        )
+
+
+def _saved_tokens() -> list[str | None]:
+    """The tokens huggingface_hub sends when the model sets none: its environment variables and
+    the saved login (`hf auth login`). Read from the file as is: no network, no refresh."""
+    from huggingface_hub import constants
+
+    try:
+        saved = Path(constants.HF_TOKEN_PATH).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        saved = None
+    return [os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN"), saved]

@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import Field, PrivateAttr, SecretStr
 
 from imgen import AsyncImageGenerationModel, RuntimeParameter, env_field
-from imgen.errors import ImgenError, MissingCredentialsError
+from imgen.errors import (
+    ImgenError,
+    MissingCredentialsError,
+    RequestRefusedError,
+    UnexpectedResponseError,
+    brief_text,
+    translate_refusals,
+)
 from imgen.images import EncodedImage, images_output
 from imgen.retry import is_transient, retry_after_of
 
 if TYPE_CHECKING:
     import httpx2
     from openai import APIStatusError, AsyncOpenAI
+    from openai._legacy_response import LegacyAPIResponse
     from openai.types import Image, ImagesResponse
 
 __all__ = ["OpenAIImageGeneration", "OpenAIRequestError"]
@@ -44,8 +52,11 @@ _NEVER_RETRIED_CODES = frozenset({"insufficient_quota"})
 _T = TypeVar("_T")
 
 
-class OpenAIRequestError(ImgenError):
+class OpenAIRequestError(RequestRefusedError):
     """The OpenAI API answered a request with an error status.
+
+    The API key is masked wherever the server echoed it, and no exception is chained (see
+    `imgen.errors.RequestRefusedError`).
 
     Attributes:
         status_code: The HTTP status, e.g. 400.
@@ -62,11 +73,10 @@ class OpenAIRequestError(ImgenError):
         code: str | None = None,
         retry_after: float | None = None,
         request_id: str | None = None,
+        secrets: Iterable[str | None] = (),
     ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+        super().__init__(message, status_code=status_code, retry_after=retry_after, secrets=secrets)
         self.code = code
-        self.retry_after = retry_after
         self.request_id = request_id
 
     @classmethod
@@ -89,15 +99,13 @@ class OpenAIRequestError(ImgenError):
             detail += " Check the api_key field or the OPENAI_API_KEY environment variable."
         else:
             summary = "OpenAI rejected the request" if status < 500 else "OpenAI failed"
-        message = f"{summary} ({label}): {detail}"
-        if secret:
-            message = message.replace(secret, "***")
         return cls(
-            message,
+            f"{summary} ({label}): {detail}",
             status_code=status,
             code=exc.code,
             retry_after=retry_after_of(exc),
             request_id=exc.request_id,
+            secrets=[secret],
         )
 
 
@@ -266,18 +274,49 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
         images = await self._images_of(items, response.output_format)
         return [{**images_output(images), "revised_prompts": [i.revised_prompt for i in items]}]
 
+    def _secret(self) -> str:
+        return self.api_key.get_secret_value() if self.api_key else ""
+
     async def _request(self, prompt: str, n: int, options: dict[str, Any]) -> ImagesResponse:
         import openai
 
-        try:
+        images = self._loaded_clients().api.images.with_raw_response
+        # The SDK's error keeps the request (API key included): nothing chains back to it.
+        with translate_refusals(
+            openai.APIStatusError,
+            lambda exc: OpenAIRequestError.from_status_error(exc, self._secret()),
+        ):
             # With **options, mypy cannot pick among the SDK's (stream=...) overloads.
-            response: ImagesResponse = await self._loaded_clients().api.images.generate(
+            raw: LegacyAPIResponse[ImagesResponse] = await images.generate(
                 model=self.model, prompt=prompt, n=n, timeout=self.timeout, **options
             )
-        except openai.APIStatusError as exc:
-            secret = self.api_key.get_secret_value() if self.api_key else ""
-            raise OpenAIRequestError.from_status_error(exc, secret) from None
-        return response
+        return self._images_response(raw)
+
+    def _images_response(self, raw: LegacyAPIResponse[ImagesResponse]) -> ImagesResponse:
+        """The parsed reply, or an error saying what came instead of an Images API response.
+
+        Raises:
+            UnexpectedResponseError: The body is not JSON (an HTML page from a proxy, a cut-off
+                reply) or not shaped like an Images API response.
+        """
+        from openai.types import Image, ImagesResponse
+
+        try:
+            response: Any = raw.parse()
+        except ValueError:  # the body claimed JSON but does not parse (cut off, say)
+            response = None
+        data = getattr(response, "data", None) if isinstance(response, ImagesResponse) else None
+        if isinstance(data, list) and all(isinstance(item, Image) for item in data):
+            return response  # type: ignore[no-any-return]
+        http = raw.http_response
+        content_type = http.headers.get("content-type") or "no content type"
+        body = " ".join(http.text[:1000].split())
+        raise UnexpectedResponseError(
+            f"OpenAI endpoint {_endpoint(http.url)} answered {http.status_code} "
+            f"({content_type}) with a body that is not an Images API response: "
+            f"{brief_text(body, 120)!r}. Check base_url.",
+            secrets=[self._secret()],
+        )
 
     async def _images_of(self, items: list[Image], declared: str | None) -> list[EncodedImage]:
         """The images as the API sent them; those sent as URLs are downloaded concurrently.
@@ -298,7 +337,12 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
             response = await self._loaded_clients().downloads.get(item.url, timeout=self.timeout)
             response.raise_for_status()
             return EncodedImage.received(response.content, declared)
-        raise ImgenError("OpenAI returned an image with neither b64_json nor a url.")
+        raise UnexpectedResponseError("OpenAI returned an image with neither b64_json nor a url.")
+
+
+def _endpoint(url: httpx2.URL) -> str:
+    """A URL as shown in messages: without user info or query, which may hold credentials."""
+    return f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
 
 
 async def _all(calls: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
