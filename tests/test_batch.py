@@ -234,7 +234,7 @@ def test_an_output_that_breaks_the_contract_fails_its_row_only(tmp_path: Path) -
 
     assert (summary.rows_done, summary.rows_failed) == (2, 2)
     errors = (tmp_path / "out/errors.jsonl").read_text()
-    assert "InvalidOutputError: Not a base64 image" in errors
+    assert "InvalidOutputError: Image 0: Not a base64 image" in errors
     assert "InvalidOutputError: GarbageFake.generate returned 1 images where" in errors
     assert_complete(tmp_path / "out", rows=[1, 3], num_generations=2)
 

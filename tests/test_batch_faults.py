@@ -60,8 +60,8 @@ def test_a_lone_surrogate_fails_its_row_only_and_is_recorded_escaped(tmp_path: P
         (2, "input", "bad \ud800 fox"),
         (3, "input", "a cat"),
     ]
-    assert "lone surrogate '\\ud800' at position 4" in errors[0]["error"]
-    assert "field 'note' is not valid Unicode text" in errors[1]["error"]
+    assert "lone surrogate ('\\ud800') at character 4" in errors[0]["error"]
+    assert "the row['note'] holds a lone surrogate" in errors[1]["error"]
 
     source.write_text(source.read_text().replace("\\ud800", "\\u00e9"), encoding="utf-8")
     second = run_batch("fake", source, out)
@@ -177,10 +177,16 @@ def test_an_output_that_cannot_be_written_fails_its_row_only(tmp_path: Path) -> 
 
     assert (summary.rows_done, summary.rows_failed) == (3, 4)
     errors = {e["row"]: e["error"] for e in errors_of(out)}
-    assert errors[2] == "InvalidInputError: Image 0 is a bytes, not a base64 string: b'\\x89PNG...'"
-    assert errors[3].startswith("InvalidInputError: Image 0 is 28 bytes of no known image format")
-    assert errors[4].startswith("InvalidInputError: The image's metadata cannot be saved as JSON")
-    assert errors[5] == "ImgenError: Backend returned list, not a list with one dict."
+    assert errors[2].startswith(
+        "InvalidOutputError: Unwritable.generate returned images[0] as bytes, not a non-empty "
+        "base64 string"
+    )
+    assert errors[3].startswith("InvalidOutputError: Image 0 is 28 bytes of no known image format")
+    assert errors[4].startswith("InvalidOutputError: The image's metadata cannot be saved as JSON")
+    assert errors[5] == (
+        "InvalidOutputError: Unwritable.generate returned a list of 0 for one input, not a list "
+        "holding one dict."
+    )
     lines = assert_complete(out, rows=[1, 6, 7], num_generations=1)
     # Text no UTF-8 can hold is replaced, so that `datasets` can still load the metadata.
     assert {line["row"]: line["revised_prompt"] for line in lines}[6] == "a fox \ufffd revised"

@@ -274,5 +274,5 @@ def test_an_image_made_with_another_seed_than_the_jobs_fails_its_row(tmp_path: P
 
     assert (summary.rows_done, summary.rows_failed) == (1, 1)
     error = json.loads((tmp_path / "out" / "errors.jsonl").read_text())["error"]
-    assert error.startswith("InvalidInputError: The backend made image 0 with seed ")
+    assert error.startswith("InvalidOutputError: The backend made image 0 with seed ")
     assert seeds_by_image(tmp_path / "out") == {(1, 0): row_seed(summary.seed or 0, 1)}

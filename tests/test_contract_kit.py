@@ -235,7 +235,7 @@ def test_a_class_scoped_model_loads_once_and_is_left_as_it_was(
     result = run_kit(pytester, contract)
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0, result.stdout.str()
-    result.assert_outcomes(passed=19, skipped=4)
+    result.assert_outcomes(passed=28, skipped=4)
     assert loads.read_text() == "loaded\n"
 
 
@@ -250,7 +250,7 @@ def test_checks_that_do_not_apply_skip_with_their_reason(pytester: pytest.Pytest
                 yield model
     """
     result = run_kit(pytester, contract, "-W", "ignore::pytest.PytestRemovedIn10Warning")
-    result.assert_outcomes(passed=16, skipped=7)
+    result.assert_outcomes(passed=25, skipped=7)
     result.stdout.fnmatch_lines_random(
         [
             "*no credential-named fields*",

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from imgen.errors import InvalidInputError
 from imgen.images import (
@@ -244,5 +244,5 @@ def test_background_encoder_submit_waits_while_the_backlog_is_full() -> None:
 def test_background_encoder_raises_the_first_failure() -> None:
     with BackgroundEncoder(ImageEncoding("png")) as encoder:
         encoder.submit(Image.new("RGB", (2, 2)), EncodedImage.received(b"garbage"))
-        with pytest.raises(UnidentifiedImageError):
+        with pytest.raises(InvalidInputError, match="no image Pillow can read"):
             encoder.results()
