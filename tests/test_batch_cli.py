@@ -77,6 +77,21 @@ def test_rows_that_fail_make_the_exit_code_1(tmp_path: Path, prompts_file: Path)
     assert "run again to retry them" in result.stdout
 
 
+def test_a_bad_row_is_done_without_but_makes_the_exit_code_1(tmp_path: Path) -> None:
+    source = tmp_path / "p.jsonl"
+    source.write_text('{"prompt": "a fox"}\n{"prompt": "bad \\ud800 fox"}\n{"prompt": "a cat"}\n')
+
+    result = imgen("batch", "fake", str(source), "-o", str(tmp_path / "out"))
+
+    assert result.exit_code == 1, result.output  # errors.jsonl is not empty: not complete
+    assert "2 rows done" in result.stdout
+    assert_complete(tmp_path / "out", rows=[1, 3], num_generations=1)
+    [error] = [
+        json.loads(line) for line in (tmp_path / "out/errors.jsonl").read_text().splitlines()
+    ]
+    assert (error["row"], error["stage"]) == (2, "input")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -369,3 +369,22 @@ def test_a_usage_error_leaves_no_entry(_private_user_dir: Path) -> None:
     assert invoke("generate").exit_code == 2
     assert invoke("batch", "-o", "out").exit_code == 2
     assert logged() == []
+
+
+def test_text_no_utf8_can_hold_is_logged_escaped(tmp_path: Path) -> None:
+    # A prompt with a lone surrogate (valid JSON can carry one) fails, and is logged legibly.
+    source = tmp_path / "p.jsonl"
+    source.write_text('{"prompt": "a fox"}\n{"prompt": "bad \\ud800 fox"}\n')
+    batch = invoke("batch", "fake", str(source), "-o", str(tmp_path / "out"))
+    assert batch.exit_code == 1 and "Error" not in batch.stderr, batch.output
+    generate = invoke("generate", "fake", "a \udcff fox", "-o", str(tmp_path))
+    assert generate.exit_code == 2, generate.output
+
+    batch_entry, generate_entry = logged()
+    assert batch_entry["summary"]["rows_done"] == 1
+    assert batch_entry["outcome"] == "failed"
+    assert batch_entry["error"].startswith("0 of 1 rows failed, 1 bad rows skipped; see ")
+    assert generate_entry["prompts"] == ["a \\udcff fox"]
+    assert "lone surrogate" in generate_entry["error"]
+    shown = invoke("logs")
+    assert shown.exit_code == 0 and "a \\udcff fox" in shown.stdout

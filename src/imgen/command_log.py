@@ -79,11 +79,12 @@ class CommandLog:
         self.entry.outputs = [str(summary.output_dir.absolute())]
         if summary.interrupted:
             self.entry.outcome, self.entry.error = "interrupted", "Interrupted."
-        elif summary.rows_failed:
+        elif summary.rows_failed or summary.bad_rows:
             self.entry.outcome = "failed"
             self.entry.error = (
-                f"{summary.rows_failed} of {summary.rows_total} rows failed; see "
-                f"{summary.output_dir / 'errors.jsonl'}."
+                f"{summary.rows_failed} of {summary.rows_total} rows failed"
+                + (f", {len(summary.bad_rows)} bad rows skipped" if summary.bad_rows else "")
+                + f"; see {summary.output_dir / 'errors.jsonl'}."
             )
 
     def discard(self) -> None:

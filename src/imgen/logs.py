@@ -11,6 +11,7 @@ sqlite3 is imported with this module, which nothing imports at `import imgen`.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -112,6 +113,23 @@ class LogsUnwritableError(ConfigurationError):
 
 def _jsonable(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """`value` with every lone surrogate written out as its escape (the six characters
+    `\\ud800`): SQLite stores UTF-8, which cannot hold one, and a terminal could not show it.
+    Prompts read from JSON can carry them; the log keeps what they were, legibly.
+    """
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", value)
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 @dataclass
@@ -229,7 +247,7 @@ class LogDatabase:
         """
         row = {
             name: _jsonable(value) if name in _JSON_COLUMNS and value is not None else value
-            for name, value in asdict(entry).items()
+            for name, value in _storable(asdict(entry)).items()
             if name != "id"
         }
         columns = ", ".join(row)

@@ -110,9 +110,9 @@ def batch(
     datasets.load_dataset("imagefolder", data_dir=DIR) loads it. Run the same command again to
     resume: finished rows are skipped and failed ones retried. When the backend takes a seed,
     the job has one (-p seed=S, or drawn and kept in DIR/job.json) and every image gets its
-    own seed, recorded in its metadata. Exit code 1 when rows failed, 130 when interrupted
-    with Ctrl-C, 143 when stopped by SIGTERM. Without MODEL, the default model is used
-    (`imgen models default`).
+    own seed, recorded in its metadata. Exit code 1 when rows failed or were skipped as bad
+    (both are in DIR/errors.jsonl), 130 when interrupted with Ctrl-C, 143 when stopped by
+    SIGTERM. Without MODEL, the default model is used (`imgen models default`).
     """
     model, prompts_file = choose_batch_model(model, prompts_file)
     runner = _engine(engine, actors, gpus_per_actor)
@@ -138,7 +138,7 @@ def batch(
         _echo(stopped.summary, as_json)
         raise
     _echo(summary, as_json)
-    if summary.rows_failed:
+    if summary.rows_failed or summary.bad_rows:  # each is in errors.jsonl: the job is not done
         ctx.exit(1)
 
 
