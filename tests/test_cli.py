@@ -475,3 +475,36 @@ def test_console_script_exits_2_with_one_line_on_a_user_error() -> None:
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: Unknown backend 'fak'"), done.stderr
+
+
+def test_one_unwritable_image_does_not_keep_the_others_from_disk(tmp_path: Path) -> None:
+    class HalfBroken(FakeImageGeneration):
+        backend_name: ClassVar[str] = "cli-test-half-broken"
+
+        def generate(
+            self, inputs: list[str], num_generations: int = 1, seed: int | list[int] = 0
+        ) -> list[list[dict[str, Any]]]:
+            """The second image of every prompt is not even base64.
+
+            Args:
+                inputs: The prompts.
+                num_generations: Images per prompt.
+                seed: The first seed.
+            """
+            outputs = super().generate(inputs, num_generations, seed)
+            for output in outputs:
+                output[0]["images"][1] = "no image, no base64!"
+            return outputs
+
+    imgen.register_backend(HalfBroken)
+    try:
+        result = invoke(
+            "generate", "cli-test-half-broken", "a fox", "a cat", "-n", "3", "-o", str(tmp_path)
+        )
+    finally:
+        imgen.unregister_backend("cli-test-half-broken")
+    assert result.exit_code == 1, result.output
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == ["a-cat-0.png", "a-cat-1.png", "a-fox-0.png", "a-fox-1.png"]
+    assert result.stdout.count("\n") == 4
+    assert "2 image(s) could not be written; prompt 1, image 1:" in result.stderr

@@ -427,10 +427,15 @@ def generate(
         except GenerationError as exc:
             outputs, failure = exc.results, exc  # save what completed, then report the rest
     next_index: dict[str, int] = {}
-    for prompt, output in zip(prompts, outputs, strict=True):
+    unwritable: list[str] = []  # one bad image does not keep the others from being written
+    for position, (prompt, output) in enumerate(zip(prompts, outputs, strict=True), 1):
         stem = _slug(prompt)
         for index, (b64, metadata) in enumerate(_images_with_metadata(output or [])):
-            path, used = _write_new_image(b64, output_dir, stem, next_index.get(stem, 0))
+            try:
+                path, used = _write_new_image(b64, output_dir, stem, next_index.get(stem, 0))
+            except InvalidOutputError as exc:
+                unwritable.append(f"prompt {position}, image {index}: {exc}")
+                continue
             next_index[stem] = used + 1
             current_log().image_written(path, metadata)
             if not as_json:
@@ -441,6 +446,10 @@ def generate(
             click.echo(json.dumps(record, ensure_ascii=False, default=str))
     if failure is not None:
         raise failure
+    if unwritable:
+        raise InvalidOutputError(
+            f"{len(unwritable)} image(s) could not be written; {'; '.join(unwritable)}"
+        )
     recorded = [
         f"prompt {position}: {output[0]['error']}"
         for position, output in enumerate(outputs, 1)
