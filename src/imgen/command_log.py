@@ -76,14 +76,14 @@ class CommandLog:
     def batch_finished(self, summary: BatchSummary) -> None:
         """Note the summary of a batch; it decides the outcome."""
         self.entry.summary = summary.to_dict()
-        self.entry.outputs = [str(summary.output_dir.absolute())]
+        self.entry.outputs = [str(summary.output_dir)]  # absolute already, or a URL
         if summary.interrupted:
             self.entry.outcome, self.entry.error = "interrupted", "Interrupted."
         elif summary.rows_failed:
             self.entry.outcome = "failed"
             self.entry.error = (
                 f"{summary.rows_failed} of {summary.rows_total} rows failed; see "
-                f"{summary.output_dir / 'errors.jsonl'}."
+                f"{summary.errors_location}."
             )
 
     def discard(self) -> None:
