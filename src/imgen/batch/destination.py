@@ -113,7 +113,10 @@ class Destination:
         try:
             if self.fs.isfile(self.root):
                 raise InvalidInputError(f"Output dir {self.display!r} is a file, not a folder.")
-            self.fs.makedirs(self.root, exist_ok=True)
+            if self.local_root is not None:
+                self.local_root.mkdir(parents=True, exist_ok=True)
+            # Object stores have no folders to make, and making a missing bucket is not a
+            # job's business: the probe's upload fails there instead.
             probe = f".imgen-probe-{os.getpid()}.tmp"
             self.write_bytes(probe, b"")
             self.remove(probe)
@@ -222,7 +225,9 @@ def _open_filesystem(
         ) from None
     scheme = match["scheme"].lower() if (match := _URL.match(location)) else "file"
     try:
-        fs, root = url_to_fs(location, **storage_options)
+        # A fresh filesystem: fsspec's cached one may hold the credentials or endpoint that the
+        # environment had when it was made.
+        fs, root = url_to_fs(location, **{"skip_instance_cache": True, **storage_options})
     except ImportError:
         extra = _EXTRAS.get(scheme)
         install = f"pip install 'imgen[{extra}]'" if extra else "install its fsspec package"
@@ -249,7 +254,7 @@ def _reason(exc: BaseException) -> str:
     """What went wrong, in words that hold no secret: the exception's type and message, which
     for the filesystems' own errors name the bucket or the endpoint, never the keys."""
     text = str(exc).strip() or "no details"
-    return f"{type(exc).__name__}: {text}"
+    return text if isinstance(exc, DestinationError) else f"{type(exc).__name__}: {text}"
 
 
 @contextlib.contextmanager
