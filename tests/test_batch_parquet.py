@@ -257,3 +257,22 @@ def test_the_cli_writes_parquet_shards(tmp_path: Path, prompts: Path) -> None:
     assert len(shard_files(out)) == 2
     assert wrong.exit_code == 2
     assert "--shard-rows applies to --format parquet" in wrong.output
+
+
+def test_force_replaces_an_imagefolder_with_shards_and_back(tmp_path: Path, prompts: Path) -> None:
+    out = tmp_path / "out"
+    run_batch(FakeImageGeneration(), prompts, out)
+
+    with pytest.raises(InvalidInputError, match="it is an imagefolder dataset, not a parquet"):
+        parquet_job(FakeImageGeneration(), prompts, out)
+    parquet_job(FakeImageGeneration(), prompts, out, shard_rows=5, force=True)
+
+    assert not (out / "images").exists()
+    assert not (out / "metadata.jsonl").exists()
+    assert_complete_parquet(out, range(1, ROWS + 1), 1, shard_rows=5)
+
+    run_batch(FakeImageGeneration(), prompts, out, force=True)
+
+    assert not (out / "data").exists()
+    assert not (out / "shards.json").exists()
+    assert len(read_metadata(out)) == ROWS

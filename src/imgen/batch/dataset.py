@@ -307,9 +307,11 @@ class ImageFolder:
     def _clear(self) -> None:
         # The manifest stays until the new one replaces it: cut short, a clear leaves a
         # dataset that a rerun still recognises (and repairs), not an unknown one.
-        for path in (self.metadata_path, self.errors_path):
+        for path in (self.metadata_path, self.errors_path, self.root / "shards.json"):
             path.unlink(missing_ok=True)
-        shutil.rmtree(self.images, ignore_errors=True)
+        # images/, and data/ where a Parquet dataset that this one replaces kept its shards.
+        for folder in (self.images, self.root / "data"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _recover(self) -> DoneImages:
         for folder in (self.root, self.images):

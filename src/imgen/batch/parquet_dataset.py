@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +39,9 @@ SHARDS = "shards.json"
 ERRORS = "errors.jsonl"
 LOCK = ".imgen-batch.lock"
 SHARDS_FORMAT = "imgen-shards/1"
+# What an imagefolder dataset keeps, removed when a Parquet one replaces it.
+IMAGEFOLDER_LINES = "metadata.jsonl"
+IMAGEFOLDER_IMAGES = "images"
 
 logger = logging.getLogger("imgen.batch")
 
@@ -226,11 +230,12 @@ class ParquetDataset:
         Raises:
             OSError: The destination refused the write.
         """
-        if len(self._failures) == self._failures_written:
+        failures = list(self._failures)  # record_failure may add one meanwhile
+        if len(failures) == self._failures_written:
             return
-        text = "".join(self._failures)
+        text = "".join(failures)
         self.destination.write_bytes(ERRORS, text.encode("utf-8", "backslashreplace"))
-        self._failures_written = len(self._failures)
+        self._failures_written = len(failures)
 
     # -- opening: ownership, starting over, repairs ---------------------------------------
 
@@ -249,8 +254,10 @@ class ParquetDataset:
 
     def _clear(self) -> None:
         # The manifest stays until the new one replaces it (see ImageFolder._clear).
-        for name in [*self.destination.sizes(SHARD_FOLDER), SHARDS, ERRORS]:
+        for name in [*self.destination.sizes(SHARD_FOLDER), SHARDS, ERRORS, IMAGEFOLDER_LINES]:
             self.destination.remove(name)
+        if self.destination.local_root is not None:  # an imagefolder this one replaces
+            shutil.rmtree(self.destination.local_root / IMAGEFOLDER_IMAGES, ignore_errors=True)
 
     def _recover(self) -> dict[int, ShardDescriptor]:
         """The committed shards whose files are whole; every other file of data/ removed."""

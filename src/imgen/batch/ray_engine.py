@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing
@@ -46,7 +47,8 @@ T = TypeVar("T")
 class RayEngine:
     """Generates on Ray: a pool of actors, each loading the model once.
 
-    Uses the Ray instance this process is connected to, or starts a local one for the job.
+    Uses the Ray instance this process is connected to, or the cluster `RAY_ADDRESS` names,
+    or starts a local one for the job. With a Parquet dataset, the actors write the shards.
 
     Attributes:
         num_actors: Actors in the pool; None makes one per `num_gpus` GPUs of the cluster
@@ -158,10 +160,14 @@ class RayEngine:
 
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init()
+            # The workers' output stays in Ray's logs: this process's stdout is the job's
+            # summary (JSON with --json), and Ray's notes about the actors it stops at the end
+            # would garble it.
+            ray.init(log_to_driver=False)
         try:
             actors = self._pool_size()
-            self._check_resources(actors, fixed=started_here)
+            # RAY_ADDRESS makes ray.init connect to a cluster, which may grow.
+            self._check_resources(actors, fixed=started_here and not os.environ.get("RAY_ADDRESS"))
             results = _Results(self._dataset(items, actor, actor_kwargs, batch_size, actors))
             stream = stream_from_thread(
                 lambda emit, stop: results.produce(unpack, emit, stop),
@@ -339,7 +345,7 @@ class _Results:
     def close(self) -> None:
         """Shut down the executors the iteration started (a finished one is shut already)."""
         for executor in _executors() - self._before:
-            executor.shutdown(force=True)
+            executor.shutdown(force=False)
 
 
 def _executors() -> set[Any]:

@@ -12,6 +12,7 @@ of its rows is completed by the next run, like one whose rows failed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -93,7 +94,7 @@ class ShardJob:
                     engine, model, tasks, num_generations, generation_kwargs, writer
                 )
             for written in self._in_flight:
-                written.result()
+                await asyncio.wrap_future(written)
             self._check_in_flight()
         finally:
             self._io.shutdown(wait=True)

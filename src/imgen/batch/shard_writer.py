@@ -109,7 +109,8 @@ class ShardBuilder:
         table = parquet.build_table(self._images)
         self._images = []  # the table holds the bytes now
         previous = self.task.previous
-        earlier = None if previous is None else self._read(previous)
+        destination = self._writer.destination
+        earlier = None if previous is None else _get_table(destination, previous)
         if earlier is not None:
             schema = parquet.unify([earlier.schema, table.schema])
             table = pa.concat_tables(
@@ -121,15 +122,7 @@ class ShardBuilder:
         for row in rows:
             counts[row] += 1
         prompts = dict(zip(rows, table.column("prompt").to_pylist(), strict=True))
-        name = shard_name(self.task.index)
-        destination = self._writer.destination
-        spool = _spool_path(destination, name)
-        try:
-            parquet.write_table(table, spool)
-            size, sha256 = spool.stat().st_size, _sha256(spool)
-            destination.put_file(spool, name)
-        finally:
-            spool.unlink(missing_ok=True)
+        size, sha256 = _put_table(destination, shard_name(self.task.index), table)
         descriptor = ShardDescriptor.describe(
             self.task.index,
             counts,
@@ -142,24 +135,6 @@ class ShardBuilder:
         return ShardReport(
             self.task.index, descriptor=descriptor, rows_done=len(self._done), images=new_images
         )
-
-    def _read(self, previous: ShardDescriptor) -> pa.Table | None:
-        """The table of the shard's committed version; None when its file is not the one
-        committed any more (the job then makes its rows again)."""
-        from imgen.batch import parquet
-
-        spool = _spool_path(None, previous.path)
-        try:
-            self._writer.destination.get_file(previous.path, spool)
-            if _sha256(spool) != previous.sha256:
-                logger.warning(
-                    "%s changed since it was committed; the next run makes its images again.",
-                    self._writer.destination.where(previous.path),
-                )
-                return None
-            return parquet.read_table(spool)
-        finally:
-            spool.unlink(missing_ok=True)
 
 
 def _spool_path(destination: Destination | None, name: str) -> Path:
@@ -184,26 +159,52 @@ def _sha256(path: Path) -> str:
 def conform_shard(
     destination: Destination, descriptor: ShardDescriptor, schema: pa.Schema
 ) -> ShardDescriptor:
-    """Rewrite a committed shard with the columns and types of `schema`; its new descriptor.
+    """Rewrite a committed shard with the columns and types of `schema`; its new descriptor
+    (the same, when its file is not the one committed any more).
 
     Raises:
         OSError: The destination refused the shard.
     """
     from imgen.batch import parquet
 
-    spool = _spool_path(None, descriptor.path)
-    try:
-        destination.get_file(descriptor.path, spool)
-        table = parquet.conform(parquet.read_table(spool), schema)
-    finally:
-        spool.unlink(missing_ok=True)
-    spool = _spool_path(destination, descriptor.path)
-    try:
-        parquet.write_table(table, spool)
-        size, sha256 = spool.stat().st_size, _sha256(spool)
-        destination.put_file(spool, descriptor.path)
-    finally:
-        spool.unlink(missing_ok=True)
+    table = _get_table(destination, descriptor)
+    if table is None:
+        return descriptor
+    table = parquet.conform(table, schema)
+    size, sha256 = _put_table(destination, descriptor.path, table)
     return replace(
         descriptor, bytes=size, sha256=sha256, schema=parquet.schema_to_text(table.schema)
     )
+
+
+def _get_table(destination: Destination, descriptor: ShardDescriptor) -> pa.Table | None:
+    """The table of a committed shard; None when its file is not the one committed any more
+    (the job then makes its rows again)."""
+    from imgen.batch import parquet
+
+    spool = _spool_path(None, descriptor.path)
+    try:
+        destination.get_file(descriptor.path, spool)
+        if _sha256(spool) != descriptor.sha256:
+            logger.warning(
+                "%s changed since it was committed; the next run makes its images again.",
+                destination.where(descriptor.path),
+            )
+            return None
+        return parquet.read_table(spool)
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def _put_table(destination: Destination, name: str, table: pa.Table) -> tuple[int, str]:
+    """Write `table` as the shard `name`, in one step; its size and SHA-256."""
+    from imgen.batch import parquet
+
+    spool = _spool_path(destination, name)
+    try:
+        parquet.write_table(table, spool)
+        size, sha256 = spool.stat().st_size, _sha256(spool)
+        destination.put_file(spool, name)
+    finally:
+        spool.unlink(missing_ok=True)
+    return size, sha256
