@@ -164,6 +164,7 @@ def test_a_torn_shard_and_leftovers_are_cleared_and_the_rows_made_again(
     torn = out / "data" / "train-00001.parquet"
     torn.write_bytes(torn.read_bytes()[:100])  # what a filesystem without atomic renames leaves
     (out / "data" / ".train-00002.parquet.1-abc.tmp").write_bytes(b"a spool file")
+    (out / ".shards.json.0123abcd.tmp").write_bytes(b'{"format": "imgen-sh')  # a torn write
     (out / "data" / "train-00007.parquet").write_bytes(b"written, never committed")
 
     again = parquet_job(FakeImageGeneration(), prompts, out)

@@ -28,9 +28,9 @@ from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
 
 kind, prompts, out = sys.argv[1:4]
 if kind == "async":
-    model, engine = AsyncFakeImageGeneration(latency=0.03, max_concurrency=4), "local"
+    model, engine = AsyncFakeImageGeneration(latency=0.1, max_concurrency=4), "local"
 elif kind == "sync":
-    model, engine = FakeImageGeneration(latency=0.01), "local"
+    model, engine = FakeImageGeneration(latency=0.2), "local"
 else:
     import ray
 

@@ -96,8 +96,8 @@ class Destination:
         return f"Destination({self.display!r})"
 
     def path(self, name: str) -> str:
-        """The full path of `name` (relative, with `/`) on the filesystem."""
-        return f"{self.root.rstrip('/')}/{name}"
+        """The full path of `name` (relative, with `/`; "" for the folder itself)."""
+        return f"{self.root.rstrip('/')}/{name}" if name else self.root
 
     def where(self, name: str) -> str:
         """`name` as it may be shown: the location, then the name."""
@@ -184,15 +184,16 @@ class Destination:
         return folder
 
     def sizes(self, folder: str) -> dict[str, int]:
-        """The files of `folder` (relative names, `folder/...`) and their sizes; {} when it does
-        not exist."""
+        """The files of `folder` ("" for the destination itself) by relative name
+        (`folder/...`), with their sizes; {} when it does not exist."""
         with _translated(self, folder):
             try:
                 entries = self.fs.ls(self.path(folder), detail=True)
             except FileNotFoundError:
                 return {}
+        prefix = f"{folder}/" if folder else ""
         return {
-            f"{folder}/{entry['name'].rstrip('/').rsplit('/', 1)[-1]}": int(entry.get("size") or 0)
+            prefix + entry["name"].rstrip("/").rsplit("/", 1)[-1]: int(entry.get("size") or 0)
             for entry in entries
             if entry.get("type") == "file"
         }
@@ -203,7 +204,8 @@ class Destination:
             self.fs.rm_file(self.path(name))
 
     def remove_temporary(self, folder: str) -> None:
-        """Remove what torn writes left in `folder`: the hidden `.tmp` files."""
+        """Remove what torn writes left in `folder` ("" for the destination itself): the
+        hidden `.tmp` files."""
         for name in self.sizes(folder):
             if is_temporary(name.rsplit("/", 1)[-1]):
                 self.remove(name)

@@ -260,7 +260,9 @@ class ParquetDataset:
             shutil.rmtree(self.destination.local_root / IMAGEFOLDER_IMAGES, ignore_errors=True)
 
     def _recover(self) -> dict[int, ShardDescriptor]:
-        """The committed shards whose files are whole; every other file of data/ removed."""
+        """The committed shards whose files are whole; every other file of data/ removed, and
+        what a torn write of job.json, shards.json or errors.jsonl left."""
+        self.destination.remove_temporary("")
         shards = self._read_shards()
         on_disk = self.destination.sizes(SHARD_FOLDER)
         kept = {i: s for i, s in shards.items() if on_disk.get(s.path) == s.bytes}
