@@ -14,7 +14,8 @@ nox.options.default_venv_backend = "venv"
 PYTHON = "3.11"
 PLUGINS = ["plugins/imgen-openai", "plugins/imgen-hf-inference", "plugins/imgen-diffusers"]
 TORCH = "torch==2.13.0"
-TEST_TOOLS = ["pytest>=8", "pytest-asyncio>=0.24", "psutil"]
+# moto's server mode: a local S3 endpoint for the tests of s3:// destinations.
+TEST_TOOLS = ["pytest>=8", "pytest-asyncio>=0.24", "psutil", "moto[server]>=5"]
 
 
 def install_project(session: nox.Session, *extras: str) -> None:
@@ -27,7 +28,7 @@ def install_project(session: nox.Session, *extras: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite: core, CLI, batch (local and Ray engines), every plugin, docs."""
-    install_project(session, "ray", "datasets")
+    install_project(session, "ray", "datasets", "s3")
     session.install(*TEST_TOOLS)
     session.install("-e", "docs/examples/imgen-echo")
     session.run("pytest", *session.posargs)
@@ -44,7 +45,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy (strict) on the core and the plugins' sources."""
-    install_project(session, "ray")
+    install_project(session, "ray", "parquet")
     session.install("mypy", "types-PyYAML", "pytest")
     session.run("mypy", "src", *(f"{plugin}/src" for plugin in PLUGINS))
 
@@ -60,7 +61,7 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Every benchmark, side by side with its baseline; writes docs/benchmarks.md."""
-    install_project(session, "ray")
+    install_project(session, "ray", "parquet")
     session.install("psutil")
     session.run("python", "-m", "bench", *session.posargs)
 

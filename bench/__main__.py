@@ -13,7 +13,17 @@ from pathlib import Path
 
 from bench.harness import Row
 
-SUITES = ["core", "registry", "cli", "images", "openai", "hf_inference", "diffusers", "batch"]
+SUITES = [
+    "core",
+    "registry",
+    "cli",
+    "images",
+    "openai",
+    "hf_inference",
+    "diffusers",
+    "batch",
+    "batch_memory",
+]
 REPORT = Path(__file__).parent.parent / "docs" / "benchmarks.md"
 INTRO = """\
 # Benchmarks

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 HEAVY = ["PIL", "openai", "huggingface_hub", "torch", "diffusers", "importlib_metadata"]
+# Parquet datasets: loaded when a job writes one, never by `import imgen` or `imgen.batch`.
+PARQUET = ["pyarrow", "fsspec", "s3fs", "ray"]
 # The user dir's machinery: only commands that read the settings, keys or logs need it.
 USER_DIR = ["sqlite3", "platformdirs"]
 
@@ -35,3 +37,8 @@ def test_import_imgen_and_the_cli_leave_the_user_dir_alone() -> None:
     assert imported_after("import imgen.cli", USER_DIR) == []
     # A model without a secret field never looks for a stored key.
     assert imported_after("import imgen; imgen.get_model('fake:x')", USER_DIR) == []
+
+
+def test_import_imgen_and_its_batch_jobs_leave_pyarrow_and_fsspec_alone() -> None:
+    assert imported_after("import imgen", PARQUET) == []
+    assert imported_after("import imgen.batch, imgen.batch.command", PARQUET) == []

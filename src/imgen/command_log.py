@@ -76,7 +76,7 @@ class CommandLog:
     def batch_finished(self, summary: BatchSummary) -> None:
         """Note the summary of a batch; it decides the outcome."""
         self.entry.summary = summary.to_dict()
-        self.entry.outputs = [str(summary.output_dir.absolute())]
+        self.entry.outputs = [str(summary.output_dir)]  # absolute already, or a URL
         if summary.interrupted:
             self.entry.outcome, self.entry.error = "interrupted", "Interrupted."
         elif summary.rows_failed or summary.bad_rows:
@@ -84,7 +84,7 @@ class CommandLog:
             self.entry.error = (
                 f"{summary.rows_failed} of {summary.rows_total} rows failed"
                 + (f", {len(summary.bad_rows)} bad rows skipped" if summary.bad_rows else "")
-                + f"; see {summary.output_dir / 'errors.jsonl'}."
+                + f"; see {summary.errors_location}."
             )
 
     def discard(self) -> None:

@@ -1,9 +1,12 @@
-"""Resumable batch jobs: prompts in, a Hugging Face `imagefolder` dataset out.
+"""Resumable batch jobs: prompts in, a Hugging Face dataset out (an `imagefolder`, or Parquet
+shards on any fsspec filesystem).
 
     from imgen.batch import run_batch
     summary = run_batch("openai:gpt-image-1", "prompts.txt", "out", num_generations=2)
+    summary = run_batch("fake", "prompts.txt", "s3://bucket/out", format="parquet")
 
-On the command line: `imgen batch MODEL PROMPTS_FILE -o DIR`. See `run_batch`.
+On the command line: `imgen batch MODEL PROMPTS_FILE -o DIR [--format parquet]`. See
+`run_batch`.
 """
 
 from __future__ import annotations

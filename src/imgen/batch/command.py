@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Literal
 
 import click
 
 from imgen.batch.engines import ENGINE_NAMES, Engine
+from imgen.batch.formats import DatasetFormat
 from imgen.batch.inputs import FORMATS, PromptsFormat
 from imgen.batch.job import run_batch
+from imgen.batch.manifest import DATASET_FORMATS
 from imgen.batch.summary import BatchInterrupted, BatchStopped, BatchSummary
 from imgen.cli_complete import complete_model
 from imgen.cli_logs import logged
@@ -43,10 +44,11 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
 @click.option(
     "-o",
     "--output-dir",
-    type=click.Path(path_type=Path),
+    # A str, not a Path: a Path would make s3://bucket/prefix into s3:/bucket/prefix.
     required=True,
     metavar="DIR",
-    help="The dataset's folder: images/, metadata.jsonl, errors.jsonl, job.json.",
+    help="The dataset's folder: images/, metadata.jsonl, errors.jsonl, job.json. With --format "
+    "parquet, also a URL: s3://bucket/prefix, gs://..., memory://...",
 )
 @NUM_GENERATIONS_OPTION
 @GENERATION_KWARGS_OPTION
@@ -81,6 +83,22 @@ def _echo(summary: BatchSummary, as_json: bool) -> None:
     help="With --engine ray: GPUs each actor reserves, e.g. 1, or 0.5 to share a GPU between "
     "two (default: 0).",
 )
+@click.option(
+    "--format",
+    "dataset_format",
+    type=click.Choice(DATASET_FORMATS),
+    default="imagefolder",
+    show_default=True,
+    help="imagefolder: image files and metadata.jsonl in a local folder. parquet: shards of "
+    "--shard-rows rows in DIR/data/, to a folder or a URL (pip install 'imgen[parquet]').",
+)
+@click.option(
+    "--shard-rows",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --format parquet: the rows of PROMPTS_FILE each shard covers (default: the "
+    "dataset's own when resuming, else 1000).",
+)
 @click.option("--no-resume", is_flag=True, help="Start the dataset over instead of resuming it.")
 @click.option("--force", is_flag=True, help="Replace a dataset that another job made in DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -90,7 +108,7 @@ def batch(
     ctx: click.Context,
     model: str | None,
     prompts_file: str | None,
-    output_dir: Path,
+    output_dir: str,
     num_generations: int,
     generation_kwargs: tuple[tuple[str, Any], ...],
     fields: tuple[tuple[str, Any], ...],
@@ -99,6 +117,8 @@ def batch(
     engine: Literal["local", "ray"],
     actors: int | None,
     gpus_per_actor: float | None,
+    dataset_format: DatasetFormat,
+    shard_rows: int | None,
     no_resume: bool,
     force: bool,
     as_json: bool,
@@ -107,8 +127,10 @@ def batch(
 
     PROMPTS_FILE is a .txt (a prompt a line), .jsonl or .csv file, or - for stdin; the other
     fields of its rows go into the metadata. DIR becomes a Hugging Face imagefolder dataset:
-    datasets.load_dataset("imagefolder", data_dir=DIR) loads it. Run the same command again to
-    resume: finished rows are skipped and failed ones retried. When the backend takes a seed,
+    datasets.load_dataset("imagefolder", data_dir=DIR) loads it. With --format parquet, DIR
+    (a folder or a URL such as s3://bucket/prefix) gets Parquet shards of --shard-rows rows
+    that datasets.load_dataset(DIR) loads. Run the same command again to resume: finished
+    rows are skipped and failed ones retried. When the backend takes a seed,
     the job has one (-p seed=S, or drawn and kept in DIR/job.json) and every image gets its
     own seed, recorded in its metadata. Exit code 1 when rows failed or were skipped as bad
     (both are in DIR/errors.jsonl), 130 when interrupted with Ctrl-C, 143 when stopped by
@@ -116,6 +138,8 @@ def batch(
     """
     model, prompts_file = choose_batch_model(model, prompts_file)
     runner = _engine(engine, actors, gpus_per_actor)
+    if shard_rows is not None and dataset_format != "parquet":
+        raise UserError("--shard-rows applies to --format parquet; add it.")
     built = build_model(model, dict(fields), dict(generation_kwargs))
     from_stdin = prompts_file == STDIN
     if stdin_format is not None and not from_stdin:
@@ -130,6 +154,8 @@ def batch(
             engine=runner,
             resume=not no_resume,
             force=force,
+            format=dataset_format,
+            shard_rows=shard_rows,
         )
     except BatchInterrupted as stopped:
         _echo(stopped.summary, as_json)

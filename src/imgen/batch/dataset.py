@@ -22,10 +22,9 @@ import functools
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar, cast
 
@@ -38,24 +37,18 @@ from imgen.batch.files import (
     unlock_and_remove,
 )
 from imgen.batch.inputs import PromptRow, PromptSource
-from imgen.batch.manifest import JobManifest
-from imgen.batch.seeding import draw_job_seed
-from imgen.errors import InvalidInputError, InvalidOutputError, brief_repr
-from imgen.images import EXTENSIONS, decode_bytes, detect_format, write_atomically
-from imgen.outputs import image_metadata
+from imgen.batch.manifest import JobManifest, resumable_manifest, settle_manifest
+from imgen.batch.records import FIXED_COLUMNS, SEED_COLUMN, image_records
+from imgen.errors import InvalidInputError
+from imgen.images import write_atomically
 
-__all__ = ["RESERVED_COLUMNS", "DatasetWriteError", "DoneImages", "ImageFolder"]
+__all__ = ["DatasetWriteError", "DoneImages", "ImageFolder"]
 
 IMAGES = "images"
 METADATA = "metadata.jsonl"
 ERRORS = "errors.jsonl"
 MANIFEST = "job.json"
 LOCK = ".imgen-batch.lock"
-FIXED_COLUMNS = ("file_name", "prompt", "model", "row", "generation")
-SEED_COLUMN = "seed"
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# `datasets` makes an "image" column out of file_name, so no metadata column may take the name.
-RESERVED_COLUMNS = frozenset({*FIXED_COLUMNS, "image"})
 
 logger = logging.getLogger("imgen.batch")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,6 +134,21 @@ class ImageFolder:
         self._errors: BinaryIO | None = None
         self._lock: IO[bytes] | None = None
 
+    @property
+    def location(self) -> str:
+        """Where the dataset is: its folder, absolute."""
+        return str(self.root.resolve())
+
+    @property
+    def errors_location(self) -> str:
+        """Where this run's failures are listed."""
+        return str(self.errors_path)
+
+    @property
+    def output_dir(self) -> Path:
+        """The dataset's folder, absolute, as the summary gives it."""
+        return self.root.resolve()
+
     def check_location(self) -> None:
         """Fail early when the output dir cannot hold a dataset.
 
@@ -187,20 +195,26 @@ class ImageFolder:
                 "or choose another output dir."
             ) from None
         try:
-            recorded = self._recorded_manifest(manifest, force)
+            recorded = resumable_manifest(
+                manifest,
+                lambda: JobManifest.read(self.manifest_path),
+                self._leftovers,
+                str(self.root),
+                force=force,
+            )
             if recorded is None or not resume:
                 self._clear()
                 recorded = None
-            if seeded and manifest.seed is None:
-                seed = recorded.seed if recorded is not None else None
-                manifest = replace(manifest, seed=draw_job_seed() if seed is None else seed)
+            manifest = settle_manifest(manifest, recorded, seeded=seeded)
             manifest.write(self.manifest_path)
             self.manifest = manifest
             done = self._recover()
             # Made here only: a job whose folder goes away stops, rather than fill a new one.
             self.images.mkdir(exist_ok=True)
             self._columns.update(
-                dict.fromkeys([*FIXED_COLUMNS, *([SEED_COLUMN] if seeded else []), *columns])
+                dict.fromkeys(
+                    ["file_name", *FIXED_COLUMNS, *([SEED_COLUMN] if seeded else []), *columns]
+                )
             )
             self._metadata = self.metadata_path.open("ab")
             self._errors = self.errors_path.open("wb")  # this run's failures only
@@ -226,7 +240,7 @@ class ImageFolder:
         """Write some images of a row's output; return their metadata records, not yet appended.
 
         Nothing is written unless every image asked for is a whole image and its metadata can
-        be saved.
+        be saved (see `imgen.batch.records.image_records`).
 
         Args:
             row: The row the output is for.
@@ -239,39 +253,11 @@ class ImageFolder:
             DatasetWriteError: The dataset cannot be written (a fault of the job).
         """
         assert self.manifest is not None, "open() the folder first"
-        images = output.get("images")
-        expected = self.manifest.num_generations
-        if not isinstance(images, list) or len(images) != expected:
-            found = len(images) if isinstance(images, list) else "no"
-            raise InvalidOutputError(
-                f"The backend returned {found} images for row {row.row}, not {expected}."
-            )
-        per_image = image_metadata(output)
-        files, records = [], []
-        for k in generations:
-            data, extension = _image_file(images[k], k)
-            name = f"{row.row:06d}-{k}.{extension}"
-            record: dict[str, Any] = {
-                "file_name": f"{IMAGES}/{name}",
-                "prompt": row.prompt,
-                "model": self.manifest.model,
-                "row": row.row,
-                "generation": k,
-            }
-            if row.seed is not None:
-                record[SEED_COLUMN] = _job_image_seed(row.seed + k, per_image[k], k)
-            # The image's own metadata says more than the kwargs ("seed" of this image rather
-            # than the base seed). Carried fields come last; they may not reuse a fixed column
-            # or a kwarg name (checked up front).
-            for part in (per_image[k], self.manifest.generation_kwargs, row.fields):
-                for key, value in part.items():
-                    record.setdefault(key, value)
-            files.append((name, data))
-            records.append(_saveable(record))
-        for name, data in files:
+        images = image_records(row, output, generations, self.manifest)
+        for image in images:
             # Not fsynced one by one: `append_metadata` makes a whole group durable at once.
-            write_atomically(self.images / name, data, durable=False)
-        return records
+            write_atomically(self.images / image.name, image.data, durable=False)
+        return [{"file_name": f"{IMAGES}/{image.name}", **image.metadata} for image in images]
 
     @_writes_the_dataset
     def append_metadata(self, records: Iterable[Mapping[str, Any]]) -> None:
@@ -312,41 +298,20 @@ class ImageFolder:
 
     # -- opening: ownership, starting over, repairs ---------------------------------------
 
-    def _recorded_manifest(self, manifest: JobManifest, force: bool) -> JobManifest | None:
-        """The manifest on disk when the dataset is this job's (to resume); None when the dataset
-        is new, or another job's that `force` replaces.
-
-        Raises:
-            InvalidInputError: The dataset is another job's, or unreadable, and `force` is False.
-        """
-        try:
-            recorded = JobManifest.read(self.manifest_path)
-        except InvalidInputError:
-            if force:
-                return None
-            raise
-        if recorded is not None:
-            reason = manifest.difference(recorded)
-        elif self.metadata_path.exists() or (self.images.is_dir() and any(self.images.iterdir())):
-            reason = "it has metadata.jsonl or images/ but no job.json: imgen batch did not make it"
-        else:
-            return None
-        if reason is None:
-            return recorded
-        if not force:
-            raise InvalidInputError(
-                f"Output dir {str(self.root)!r} holds another job's dataset: {reason}. Pass "
-                "--force (force=True) to replace it, or choose another output dir."
-            )
-        logger.warning("Replacing the dataset in %s: %s.", self.root, reason)
+    def _leftovers(self) -> str | None:
+        """Why the folder holds a dataset though it has no job.json; None when it holds none."""
+        if self.metadata_path.exists() or (self.images.is_dir() and any(self.images.iterdir())):
+            return "it has metadata.jsonl or images/ but no job.json: imgen batch did not make it"
         return None
 
     def _clear(self) -> None:
         # The manifest stays until the new one replaces it: cut short, a clear leaves a
         # dataset that a rerun still recognises (and repairs), not an unknown one.
-        for path in (self.metadata_path, self.errors_path):
+        for path in (self.metadata_path, self.errors_path, self.root / "shards.json"):
             path.unlink(missing_ok=True)
-        shutil.rmtree(self.images, ignore_errors=True)
+        # images/, and data/ where a Parquet dataset that this one replaces kept its shards.
+        for folder in (self.images, self.root / "data"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _recover(self) -> DoneImages:
         for folder in (self.root, self.images):
@@ -422,64 +387,3 @@ def _parse_line(raw: bytes) -> tuple[int, int, str, str, list[str]] | None:
     ) or not isinstance(prompt, str):
         return None
     return row, generation, name, prompt, list(record)
-
-
-def _image_file(image: Any, k: int) -> tuple[bytes, str]:
-    """The bytes and file extension of image `k` of an output, if a dataset can hold it.
-
-    Raises:
-        InvalidOutputError: Not a base64 string, or not a PNG, JPEG, WebP or GIF image.
-    """
-    if not isinstance(image, str):
-        raise InvalidOutputError(
-            f"Image {k} is a {type(image).__name__}, not a base64 string: {brief_repr(image, 40)}"
-        )
-    try:
-        data = decode_bytes(image)
-    except InvalidInputError as exc:
-        problem = f"Image {k}: {exc}"
-    else:
-        extension = EXTENSIONS.get(detect_format(data) or "")
-        if extension is not None:
-            return data, extension
-        problem = (
-            f"Image {k} is {len(data)} bytes of no known image format (PNG, JPEG, WebP or GIF); "
-            f"it starts with {data[:12]!r}."
-        )
-    raise InvalidOutputError(problem)
-
-
-def _job_image_seed(seed: int, metadata: Mapping[str, Any], k: int) -> int:
-    """The seed the job gave image `k`, checked against the one the backend reports, if any.
-
-    Raises:
-        InvalidOutputError: The backend says it used another seed: the image could not be made
-            again from the seed the dataset would record.
-    """
-    reported = metadata.get(SEED_COLUMN)
-    if isinstance(reported, int) and reported != seed:
-        raise InvalidOutputError(
-            f"The backend made image {k} with seed {reported}, not with the seed {seed} it was "
-            "given: its seed handling is broken."
-        )
-    return seed
-
-
-def _saveable(record: dict[str, Any]) -> dict[str, Any]:
-    """`record` as it will read back from its metadata line.
-
-    Values JSON cannot hold become text; text UTF-8 cannot hold (a lone surrogate, which
-    `datasets` would refuse to load) gets U+FFFD in its place.
-
-    Raises:
-        InvalidOutputError: The record cannot be saved as JSON at all (a circular value).
-    """
-    try:
-        text = json.dumps(record, ensure_ascii=False, default=str)
-    except (TypeError, ValueError) as exc:
-        problem = f"The image's metadata cannot be saved as JSON: {exc}"
-    else:
-        if _LONE_SURROGATE.search(text) is None:
-            return record
-        return dict(json.loads(_LONE_SURROGATE.sub("\ufffd", text)))
-    raise InvalidOutputError(problem)

@@ -1,11 +1,12 @@
 """`run_batch`: check everything, open the dataset, then generate and write until done.
 
 Everything that can be wrong with the request (the prompts, the output dir, the model, its
-generation kwargs, the dataset already there) is checked before the model loads. Then the
-engine yields rows as they complete, each row's images are written at once, and a committer
-makes them durable and appends their metadata lines a group at a time (all the rows that
-arrived since the last group, a quarter of a second ago at least), so the disk's latency is
-paid once per group, not once per image.
+generation kwargs, the dataset already there) is checked before the model loads. Then, for an
+imagefolder, the engine yields rows as they complete, each row's images are written at once,
+and a committer makes them durable and appends their metadata lines a group at a time (all the
+rows that arrived since the last group, a quarter of a second ago at least), so the disk's
+latency is paid once per group, not once per image. A Parquet dataset is written a shard at a
+time instead (see `imgen.batch.shard_job`).
 """
 
 from __future__ import annotations
@@ -22,16 +23,22 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any, Literal
 
 from imgen.base import ImageGenerationModel
-from imgen.batch.dataset import RESERVED_COLUMNS, DatasetWriteError, ImageFolder
+from imgen.batch.dataset import DatasetWriteError, ImageFolder
 from imgen.batch.engines import Engine, resolve_engine
+from imgen.batch.formats import DatasetFormat, open_dataset
 from imgen.batch.inputs import PromptRow, PromptSource, PromptsText, read_prompts, row_noun
 from imgen.batch.manifest import JobManifest
 from imgen.batch.outcomes import Outcome
+from imgen.batch.parquet_dataset import ParquetDataset
 from imgen.batch.progress import ProgressLine
+from imgen.batch.records import RESERVED_COLUMNS
 from imgen.batch.seeding import check_seed_range, row_seeds
+from imgen.batch.shard_job import ShardJob
+from imgen.batch.shards import plan_shards
 from imgen.batch.summary import BatchInterrupted, BatchStopped, BatchSummary
 from imgen.errors import InvalidInputError
 from imgen.registry import get_model
@@ -60,12 +67,18 @@ def run_batch(
     resume: bool = True,
     progress: bool | None = None,
     force: bool = False,
+    format: DatasetFormat = "imagefolder",
+    shard_rows: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> BatchSummary:
-    """Generate images for every prompt into a resumable Hugging Face `imagefolder` dataset.
+    """Generate images for every prompt into a resumable Hugging Face dataset.
 
-    Images go to `output_dir/images/<row:06d>-<k>.<ext>` and a line per image to
-    `output_dir/metadata.jsonl`; `datasets.load_dataset("imagefolder", data_dir=output_dir)`
-    loads it. A rerun skips the rows already done and retries the failed ones.
+    An imagefolder (the default) gets its images in `output_dir/images/<row:06d>-<k>.<ext>` and
+    a line per image in `output_dir/metadata.jsonl`;
+    `datasets.load_dataset("imagefolder", data_dir=output_dir)` loads it. A Parquet dataset
+    gets shards of `shard_rows` rows in `output_dir/data/`, which may be a URL such as
+    `s3://bucket/prefix`; `datasets.load_dataset(output_dir)` loads it. A rerun skips the rows
+    already done and retries the failed ones.
 
     When the backend takes a seed, the job has one: `generation_kwargs["seed"]`, or one drawn
     on the first run and kept in `job.json`. Each image's seed derives from it, its row and its
@@ -78,7 +91,8 @@ def run_batch(
         prompts: A .txt (a prompt a line), .jsonl or .csv file, the same in memory as
             `PromptsText` (such as stdin's), or an iterable of prompts and mappings. Fields
             other than the prompt are carried into the metadata.
-        output_dir: The dataset's folder; created if needed.
+        output_dir: The dataset's folder, created if needed; for Parquet, also a URL that
+            fsspec reaches (`s3://`, `gs://`, `memory://`...).
         num_generations: Images per prompt.
         generation_kwargs: Generation kwargs, over the model's `generation_kwargs` field.
         prompt_column: The prompt field of .jsonl/.csv rows and mappings (default "prompt").
@@ -88,13 +102,20 @@ def run_batch(
         progress: Draw a progress line on stderr; None draws it when stderr is a terminal.
         force: Replace a dataset that another job (another model or kwargs) made in
             `output_dir`, instead of refusing.
+        format: "imagefolder" or "parquet".
+        shard_rows: Parquet only: the source rows each shard covers (default: the dataset's
+            own when it resumes, else 1000). See `imgen.batch.shards`.
+        storage_options: Parquet only: options of the fsspec filesystem (credentials, an
+            `endpoint_url`...); environment variables and fsspec's config work too.
 
     Returns:
         The counts of the run.
 
     Raises:
         InvalidInputError: A missing or unknown prompts file, a missing prompt column, an
-            output dir that is a file or holds another job's dataset, a bad count or kwarg.
+            output dir that is a file, holds another job's dataset or cannot be written (a
+            missing bucket, denied access), a bad count or kwarg.
+        ConfigurationError: An extra is missing: Ray, pyarrow, or the filesystem of a URL.
         BatchInterrupted: Ctrl-C or a signal stopped the run cleanly; `.summary` tells what it
             did.
         BatchStopped: The dataset could not be written (a full disk, a removed folder);
@@ -112,6 +133,9 @@ def run_batch(
             resume=resume,
             progress=progress,
             force=force,
+            dataset_format=format,
+            shard_rows=shard_rows,
+            storage_options=storage_options,
         )
 
 
@@ -127,9 +151,12 @@ def _run(
     resume: bool,
     progress: bool | None,
     force: bool,
+    dataset_format: str,
+    shard_rows: int | None,
+    storage_options: Mapping[str, Any] | None,
 ) -> BatchSummary:
     started = time.perf_counter()
-    folder = ImageFolder(output_dir)
+    folder = open_dataset(output_dir, dataset_format, shard_rows, storage_options)
     folder.check_location()
     source = read_prompts(prompts, prompt_column)
     runner = resolve_engine(engine)
@@ -139,17 +166,28 @@ def _run(
     job_seed = _job_seed(built, kwargs, num_generations) if seeded else None
     _check_carried_columns(source, [*kwargs, *([SEED] if seeded else [])])
     manifest = JobManifest.describe(
-        built, num_generations, kwargs, source.origin, prompt_column, seed=job_seed
+        built,
+        num_generations,
+        kwargs,
+        source.origin,
+        prompt_column,
+        seed=job_seed,
+        dataset_format=dataset_format,
+        shard_rows=shard_rows,
     )
     columns = [*kwargs, *source.columns]
     done = folder.open(manifest, columns, resume=resume, force=force, seeded=seeded)
     assert folder.manifest is not None
     job_seed = folder.manifest.seed
     summary = BatchSummary(
-        folder.root.resolve(), source.origin, rows_total=len(source.rows), seed=job_seed
+        folder.output_dir,
+        source.origin,
+        rows_total=len(source.rows),
+        seed=job_seed,
+        dataset_format=dataset_format,
     )
     try:
-        done.check_prompts(source, folder.root)
+        done.check_prompts(source, Path(folder.location))
         _report_bad_rows(source, folder, summary)
         pending = {
             row.row: missing
@@ -160,16 +198,30 @@ def _run(
         if pending:
             draw = sys.stderr.isatty() if progress is None else progress
             line = ProgressLine(sum(map(len, pending.values())), sys.stderr) if draw else None
-            job = _Job(folder, summary, pending, line)
             rows = [row for row in source.rows if row.row in pending]
             if job_seed is not None:
                 seeds = row_seeds(job_seed, pending)
                 rows = [dataclasses.replace(row, seed=seeds[row.row]) for row in rows]
+            if isinstance(folder, ParquetDataset):
+                assert folder.manifest.shard_rows is not None
+                tasks = plan_shards(rows, pending, folder.manifest.shard_rows, folder.shards)
+                run = ShardJob(folder, summary, line).run(
+                    runner, built, tasks, num_generations, kwargs
+                )
+            else:
+                run = _Job(folder, summary, pending, line).run(
+                    runner, built, rows, num_generations, kwargs
+                )
             try:
-                _run_on_fresh_loop(job.run(runner, built, rows, num_generations, kwargs))
+                _run_on_fresh_loop(run)
             finally:
                 if line is not None:
                     line.close()
+        if isinstance(folder, ParquetDataset):
+            try:
+                folder.unify_schemas()
+            except OSError as exc:
+                raise DatasetWriteError(exc) from exc
     except KeyboardInterrupt as stop:
         summary.interrupted = True
         summary.signal = signal_name(signal_of(stop))
@@ -211,7 +263,9 @@ def _check_carried_columns(source: PromptSource, generation_columns: list[str]) 
         )
 
 
-def _report_bad_rows(source: PromptSource, folder: ImageFolder, summary: BatchSummary) -> None:
+def _report_bad_rows(
+    source: PromptSource, folder: ImageFolder | ParquetDataset, summary: BatchSummary
+) -> None:
     summary.bad_rows = list(source.bad_rows)
     for index, bad in enumerate(source.bad_rows):
         folder.record_failure(bad.row, bad.prompt, "input", bad.reason)
@@ -220,7 +274,7 @@ def _report_bad_rows(source: PromptSource, folder: ImageFolder, summary: BatchSu
             logger.warning("Skipped %s %d of %s: %s.", noun, bad.row, source.origin, bad.reason)
     hidden = len(source.bad_rows) - _BAD_ROWS_LOGGED
     if hidden > 0:
-        logger.warning("Skipped %d more bad rows; see %s.", hidden, folder.errors_path)
+        logger.warning("Skipped %d more bad rows; see %s.", hidden, folder.errors_location)
 
 
 def _run_on_fresh_loop(job: Coroutine[Any, Any, None]) -> None:

@@ -19,7 +19,7 @@ class BatchSummary:
     """The counts of one run of a batch job.
 
     Attributes:
-        output_dir: The dataset's folder.
+        output_dir: The dataset's folder, or its URL (a Parquet dataset on S3, say).
         prompts: Where the prompts came from.
         rows_total: Rows with a prompt in the source.
         rows_done: Rows completed by this run.
@@ -34,9 +34,10 @@ class BatchSummary:
         signal: The signal that stopped the run ("SIGINT" for Ctrl-C, "SIGTERM"...), if any.
         seed: The job seed every image's seed derives from; None when the backend takes no
             seed. It is kept in job.json, and the next run reuses it.
+        dataset_format: "imagefolder" or "parquet".
     """
 
-    output_dir: Path
+    output_dir: Path | str
     prompts: str
     rows_total: int = 0
     rows_done: int = 0
@@ -48,6 +49,14 @@ class BatchSummary:
     interrupted: bool = False
     signal: str | None = None
     seed: int | None = None
+    dataset_format: str = "imagefolder"
+
+    @property
+    def errors_location(self) -> str:
+        """Where the failures of the run are listed: errors.jsonl in the dataset."""
+        if isinstance(self.output_dir, Path):
+            return str(self.output_dir / "errors.jsonl")
+        return f"{self.output_dir.rstrip('/')}/errors.jsonl"
 
     @property
     def images_per_second(self) -> float:
@@ -76,7 +85,8 @@ class BatchSummary:
             f"Dataset: {self.output_dir}",
         ]
         if self.seed is not None:
-            lines.append(f"Job seed: {self.seed} (each image's own seed is in metadata.jsonl).")
+            where = "metadata.jsonl" if self.dataset_format == "imagefolder" else "its row"
+            lines.append(f"Job seed: {self.seed} (each image's own seed is in {where}).")
         if self.bad_rows:
             shown = self.bad_rows[:_BAD_ROWS_LISTED]
             noun = row_noun(self.prompts)
@@ -88,9 +98,7 @@ class BatchSummary:
                 + ")."
             )
         if self.rows_failed:
-            lines.append(
-                f"Failures are in {self.output_dir / 'errors.jsonl'}; run again to retry them."
-            )
+            lines.append(f"Failures are in {self.errors_location}; run again to retry them.")
         elif self.interrupted:
             lines.append("Run the same command again to resume.")
         return "\n".join(lines)
