@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import Field, SecretStr
 
 from batch_support import assert_complete, read_metadata, write_lines
+from imgen import RuntimeParameter
 from imgen.batch import BatchStopped, LocalEngine, dataset, run_batch
 from imgen.errors import InvalidInputError
 from imgen.images import encode_bytes
@@ -329,3 +331,39 @@ def test_an_oserror_from_a_backend_fails_its_row_not_the_job(tmp_path: Path) -> 
 
     assert (summary.rows_done, summary.rows_failed) == (2, 1)
     assert "ConnectionRefusedError" in errors_of(tmp_path / "out")[0]["error"]
+
+
+class KeyEchoing(AsyncFakeImageGeneration):
+    """A backend whose service echoes the API key in its errors, unmasked, as careless ones do."""
+
+    api_key: RuntimeParameter[SecretStr] = Field(None, description="The service's key.")
+
+    async def agenerate(
+        self, input: str, num_generations: int = 1, seed: int = 0
+    ) -> list[dict[str, Any]]:
+        """Fail for prompts about foxes, quoting the key.
+
+        Args:
+            input: The prompt.
+            num_generations: Images to make.
+            seed: Image k uses seed + k.
+        """
+        if "fox" in input:
+            assert self.api_key is not None
+            raise RuntimeError(f"denied: 'Authorization: Bearer {self.api_key.get_secret_value()}'")
+        return await super().agenerate(input, num_generations, seed)
+
+
+@pytest.mark.parametrize("dataset_format", ["imagefolder", "parquet"])
+def test_a_failure_quoting_the_key_is_recorded_masked(tmp_path: Path, dataset_format: str) -> None:
+    key = "sk-batch-canary-0123456789"
+    model = KeyEchoing(api_key=key, max_retries=0)
+    out = tmp_path / "out"
+
+    summary = run_batch(model, ["a red fox", "a cat"], out, format=dataset_format)
+
+    assert (summary.rows_done, summary.rows_failed) == (1, 1)
+    [error] = errors_of(out)
+    assert error["error"] == "RuntimeError: denied: 'Authorization: Bearer ***'"
+    written = b"".join(path.read_bytes() for path in out.rglob("*") if path.is_file())
+    assert key.encode() not in written

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import SecretBytes, SecretStr
 
 import imgen
 from imgen.command_log import current_log
@@ -35,7 +34,7 @@ from imgen.errors import (
     brief_repr,
     mask_secrets,
 )
-from imgen.runtime_parameters import is_secret_field
+from imgen.runtime_parameters import secret_values
 from imgen.serialization import SUFFIXES, read_config
 from imgen.signals import exit_code, signal_name, signal_of, stop_on_signals
 
@@ -183,15 +182,8 @@ def build_model(
 
 def _remember_secrets(model: ImageGenerationModel) -> None:
     ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return
-    secrets: set[str] = ctx.meta.setdefault(_SECRETS_KEY, set())
-    for name, field in type(model).model_fields.items():
-        value = getattr(model, name, None) if is_secret_field(field) else None
-        if isinstance(value, SecretStr) and value.get_secret_value():
-            secrets.add(value.get_secret_value())
-        elif isinstance(value, SecretBytes) and value.get_secret_value():
-            secrets.add(value.get_secret_value().decode(errors="replace"))
+    if ctx is not None:
+        ctx.meta.setdefault(_SECRETS_KEY, set()).update(secret_values(model))
 
 
 def _masked(text: str, ctx: click.Context) -> str:

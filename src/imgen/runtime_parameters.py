@@ -27,6 +27,7 @@ __all__ = [
     "env_field",
     "env_var_of",
     "is_secret_field",
+    "secret_values",
     "validation_error",
 ]
 
@@ -97,6 +98,17 @@ def _mentions(annotation: Any, kinds: tuple[type, ...]) -> bool:
 def is_secret_field(field: FieldInfo) -> bool:
     """Whether a field holds a secret (`SecretStr`/`SecretBytes` anywhere in its type)."""
     return _mentions(field.annotation, (SecretStr, SecretBytes))
+
+
+def secret_values(model: BaseModel) -> list[str]:
+    """The values of a model's secret fields that are set, as text: what to mask in messages."""
+    values = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name, None) if is_secret_field(field) else None
+        if isinstance(value, SecretStr | SecretBytes) and value.get_secret_value():
+            secret = value.get_secret_value()
+            values.append(secret.decode(errors="replace") if isinstance(secret, bytes) else secret)
+    return values
 
 
 def is_runtime_parameter(field: FieldInfo) -> bool:

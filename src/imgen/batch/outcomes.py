@@ -8,8 +8,9 @@ from typing import Any
 
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
 from imgen.batch.inputs import PromptRow
-from imgen.errors import GenerationError, GenerationInterrupted, ImgenError
+from imgen.errors import GenerationError, GenerationInterrupted, ImgenError, mask_secrets
 from imgen.outputs import check_output
+from imgen.runtime_parameters import secret_values
 from imgen.seeds import SEED
 
 __all__ = ["Outcome", "agenerate_outcome", "generate_outcomes"]
@@ -28,17 +29,19 @@ class Outcome:
     error: str | None = None
 
 
-def _failure(exc: BaseException) -> Outcome:
-    return Outcome(error=f"{type(exc).__name__}: {exc}")
+def _failure(model: ImageGenerationModel, error: BaseException | str) -> Outcome:
+    """A failed row; the model's secrets are masked: errors.jsonl is a file users share."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return Outcome(error=mask_secrets(text, secret_values(model)))
 
 
-def _settle(output: Any, num_generations: int) -> Outcome:
+def _settle(model: ImageGenerationModel, output: Any, num_generations: int) -> Outcome:
     try:
         first = dict(check_output(output, num_generations)[0])
     except ImgenError as exc:  # a backend that broke the output contract fails this row only
-        return _failure(exc)
+        return _failure(model, exc)
     if first.get("error") is not None:  # a model with on_error="record" reports, not raises
-        return Outcome(error=str(first["error"]))
+        return _failure(model, str(first["error"]))
     return Outcome(output=first)
 
 
@@ -71,18 +74,20 @@ def generate_outcomes(
         raise
     except GenerationError as exc:
         return [
-            _settle(result, num_generations) if result is not None else _failure(exc.errors[i])
+            _settle(model, result, num_generations)
+            if result is not None
+            else _failure(model, exc.errors[i])
             for i, result in enumerate(exc.results)
         ]
     except Exception as exc:
         if len(rows) == 1:
-            return [_failure(exc)]
+            return [_failure(model, exc)]
         return [
             outcome
             for row in rows
             for outcome in generate_outcomes(model, [row], num_generations, generation_kwargs)
         ]
-    return [_settle(output, num_generations) for output in outputs]
+    return [_settle(model, output, num_generations) for output in outputs]
 
 
 async def agenerate_outcome(
@@ -96,7 +101,7 @@ async def agenerate_outcome(
     try:
         outputs = await model.agenerate_outputs([row.prompt], num_generations, **kwargs)
     except GenerationError as exc:
-        return _failure(exc.errors[0])
+        return _failure(model, exc.errors[0])
     except Exception as exc:
-        return _failure(exc)
-    return _settle(outputs[0], num_generations)
+        return _failure(model, exc)
+    return _settle(model, outputs[0], num_generations)
