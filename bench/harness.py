@@ -25,11 +25,13 @@ class Row:
         baseline: The baseline's median, formatted with its unit.
         ratio: subject / baseline for times (lower is better), or subject / baseline for
             throughputs (higher is better), as `kind` says.
-        target: The issue's target, "<= 1.2x" or ">= 0.95x"; "report" for none.
+        target: The issue's target: a ratio ("<= 1.2x", ">= 0.95x"), a time of the subject
+            ("<= 80 ms", which needs `subject_ms`), or "report" for none.
         kind: "time" or "throughput".
         comment: What explains the ratio: where the gap comes from, why a target may be
             missed. The report shows it beside the row, and marks a row that misses its target
             without one.
+        subject_ms: The subject's median in milliseconds, for a target in milliseconds.
     """
 
     benchmark: str
@@ -39,23 +41,32 @@ class Row:
     target: str
     kind: str = "time"
     comment: str = ""
+    subject_ms: float | None = None
 
     @property
     def misses_target(self) -> bool:
         """Whether the ratio is on the wrong side of the target; False for "report" rows.
 
         Raises:
-            ValueError: The target is neither "report" nor "<= Nx" / ">= Nx".
+            ValueError: The target is none of "report", "<= Nx", ">= Nx" and "<= N ms", or is
+                in milliseconds for a row without `subject_ms`.
         """
         if self.target == "report":
             return False
         match = _TARGET.fullmatch(self.target)
         if match is None:
             raise ValueError(
-                f"Unknown target {self.target!r}: use '<= 1.2x', '>= 0.95x' or 'report'."
+                f"Unknown target {self.target!r}: use '<= 1.2x', '>= 0.95x', '<= 80 ms' or "
+                "'report'."
             )
+        if match["unit"] == "x":
+            measured = self.ratio
+        elif self.subject_ms is None:
+            raise ValueError(f"The target {self.target!r} needs the row's subject_ms.")
+        else:
+            measured = self.subject_ms
         bound = float(match["bound"])
-        return self.ratio > bound if match["op"] == "<=" else self.ratio < bound
+        return measured > bound if match["op"] == "<=" else measured < bound
 
     @property
     def verdict(self) -> str:
@@ -65,7 +76,7 @@ class Row:
         return f"**Misses its target.** {self.comment or 'No comment says why yet.'}"
 
 
-_TARGET = re.compile(r"(?P<op><=|>=) ?(?P<bound>\d+(\.\d+)?)x")
+_TARGET = re.compile(r"(?P<op><=|>=) ?(?P<bound>\d+(\.\d+)?) ?(?P<unit>x|ms)")
 
 
 def side_by_side(

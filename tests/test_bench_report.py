@@ -35,6 +35,28 @@ def test_a_row_knows_whether_it_misses_its_target(
     assert harness.Row("b", "1 s", "1 s", ratio, target).misses_target is missed
 
 
+@pytest.mark.parametrize(("milliseconds", "missed"), [(79.0, False), (81.0, True)])
+def test_a_target_in_milliseconds_reads_the_subjects_time(
+    bench: tuple[ModuleType, ModuleType], milliseconds: float, missed: bool
+) -> None:
+    harness, _ = bench
+    row = harness.Row("b", "1 s", "1 s", 0.2, "<= 80 ms", subject_ms=milliseconds)
+    assert row.misses_target is missed
+    with pytest.raises(ValueError, match="needs the row's subject_ms"):
+        _ = harness.Row("b", "1 s", "1 s", 0.2, "<= 80 ms").misses_target
+
+
+def test_every_target_the_suites_write_is_understood() -> None:
+    # A target the report cannot read fails the whole bench run at its very end.
+    import re
+
+    written = re.compile(r"\"(<=|>=) [^\"]*\"|\"report\"")
+    for suite in sorted(set((ROOT / "bench").glob("*.py")) - {ROOT / "bench" / "harness.py"}):
+        for found in written.finditer(suite.read_text()):
+            target = found.group().strip('"').replace("{DEFAULT_TARGET_MS}", "80")
+            assert re.fullmatch(r"report|(<=|>=) ?\d+(\.\d+)? ?(x|ms)", target), (suite, target)
+
+
 def test_an_unknown_target_is_an_error(bench: tuple[ModuleType, ModuleType]) -> None:
     harness, _ = bench
     with pytest.raises(ValueError, match="Unknown target 'fast'"):
