@@ -14,7 +14,7 @@ from typing import Any
 import importlib_metadata  # noqa: F401  (see below)
 import pytest
 
-from imgen.testing.contract import _admits_plain_text, _base64_problem, _names_a_credential
+from imgen.testing.inspection import admits_plain_text, base64_problem, names_a_credential
 
 pytest_plugins = ["pytester"]
 
@@ -278,7 +278,7 @@ def test_checks_that_do_not_apply_skip_with_their_reason(pytester: pytest.Pytest
     ],
 )
 def test_credential_names(name: str, credential: bool) -> None:
-    assert _names_a_credential(name) is credential
+    assert names_a_credential(name) is credential
 
 
 @pytest.mark.parametrize(
@@ -303,7 +303,7 @@ def test_types_that_hold_plain_text(annotation: Any, plain: bool) -> None:
     from pydantic import SecretStr  # noqa: F401
 
     resolved = eval(annotation) if isinstance(annotation, str) else annotation
-    assert _admits_plain_text(resolved) is plain
+    assert admits_plain_text(resolved) is plain
 
 
 @pytest.mark.parametrize(
@@ -321,5 +321,5 @@ def test_types_that_hold_plain_text(annotation: Any, plain: bool) -> None:
     ],
 )
 def test_strict_base64(text: Any, problem: str | None) -> None:
-    found = _base64_problem(text)
+    found = base64_problem(text)
     assert found == problem if problem is None else problem in (found or "")

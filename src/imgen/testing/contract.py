@@ -23,16 +23,9 @@ sets for its own use is set back before it ends, so one model can serve the whol
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
 import functools
 import json
-import re
 import threading
-import time
-import typing
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,32 +36,36 @@ import imgen
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel, checked_generate
 from imgen.errors import GenerationError, InvalidInputError
 from imgen.images import decode_bytes, decode_image, detect_format
-from imgen.registry import ENTRY_POINT_GROUP, Registry
+from imgen.registry import Registry
 from imgen.runtime_parameters import is_secret_field
 from imgen.testing.imports import extra_imports_on_resolve
+from imgen.testing.inspection import (
+    CREDENTIAL_WORDS,
+    FORMAT_ALIASES,
+    admits_plain_text,
+    base64_problem,
+    env_var_hint,
+    info_for,
+    is_imgens,
+    names_a_credential,
+    own_packages,
+    reserved_private_names,
+    secret_fields,
+    secret_text,
+    type_text,
+)
+from imgen.testing.probes import (
+    Agenerate,
+    InFlight,
+    async_only,
+    fast_backoff,
+    tasks_left,
+    temporarily,
+    wrap_agenerate,
+)
 from imgen.testing.server import Delay, LocalServer, Reply
 
 __all__ = ["CREDENTIAL_WORDS", "BackendContract"]
-
-CREDENTIAL_WORDS = frozenset(
-    {
-        "apikey",
-        "auth",
-        "authorization",
-        "cookie",
-        "credential",
-        "key",
-        "passphrase",
-        "passwd",
-        "password",
-        "secret",
-        "token",
-    }
-)
-"""Words that make a field name say "credential" (`api_key`, `accessToken`, `client_secret`)."""
-
-_FORMAT_ALIASES = {"jpg": "jpeg"}
-_SYNC_BACKEND = "sync backend: the async engine's limits do not apply"
 
 
 class BackendContract:
@@ -133,7 +130,7 @@ class BackendContract:
             f"prompt {p}, image {i}: {problem}"
             for p, output in enumerate(_generate(self, model))
             for i, b64 in enumerate(output[0]["images"])
-            if (problem := _base64_problem(b64))
+            if (problem := base64_problem(b64))
         ]
         assert not problems, "images that are not strict base64:\n" + "\n".join(problems)
 
@@ -154,7 +151,7 @@ class BackendContract:
                     continue
                 name = str(declared).lower()
                 found = detect_format(decode_bytes(b64))
-                assert _FORMAT_ALIASES.get(name, name) == found, (
+                assert FORMAT_ALIASES.get(name, name) == found, (
                     f'"format" says {name!r} but the image bytes are {found!r}'
                 )
 
@@ -167,7 +164,7 @@ class BackendContract:
         cls = type(model)
         fresh = Registry()  # discovers installed distributions anew, nothing in-process
         assert fresh.get_backend(cls.backend_name) is cls
-        info = _info_for(fresh, cls)
+        info = info_for(fresh, cls)
         assert info.status == "ok", info.error
 
     def test_resolving_by_name_imports_nothing_beyond_imgen(
@@ -176,11 +173,11 @@ class BackendContract:
         """In a fresh process, `imgen.get_backend(name)` loads only imgen's and the plugin's own
         modules: what discovery costs without the plugin is the baseline."""
         cls = type(model)
-        distribution = _info_for(Registry(), cls).distribution
+        distribution = info_for(Registry(), cls).distribution
         extra = extra_imports_on_resolve(
             cls.backend_name,
             distribution,
-            own_packages=_own_packages(distribution, cls),
+            own_packages=own_packages(distribution, cls),
             allowed=self.allowed_imports,
         )
         assert not extra, (
@@ -195,9 +192,9 @@ class BackendContract:
         clashes = [
             f"{klass.__qualname__}.{name}"
             for klass in type(model).__mro__
-            if not _is_imgens(klass)
+            if not is_imgens(klass)
             for name in sorted({*vars(klass), *vars(klass).get("__annotations__", {})})
-            if name in _reserved_private_names()
+            if name in reserved_private_names()
         ]
         assert not clashes, (
             f"{', '.join(clashes)}: imgen's base classes use these names themselves, so defining "
@@ -236,18 +233,18 @@ class BackendContract:
         named = {
             name: field
             for name, field in cls.model_fields.items()
-            if name not in self.non_secret_fields and _names_a_credential(name)
+            if name not in self.non_secret_fields and names_a_credential(name)
         }
         if not named:
             pytest.skip(
                 "no credential-named fields (names with key, token, secret, password, "
                 "credential, auth, cookie)"
             )
-        plain = {n: f.annotation for n, f in named.items() if _admits_plain_text(f.annotation)}
+        plain = {n: f.annotation for n, f in named.items() if admits_plain_text(f.annotation)}
         assert not plain, "\n".join(
-            f"{cls.__name__}.{name} is named like a credential but typed {_type_text(ann)}, so "
+            f"{cls.__name__}.{name} is named like a credential but typed {type_text(ann)}, so "
             "dump(), repr(), saved configs and logs show its value. Make it a secret field:\n"
-            f'    {name}: RuntimeParameter[SecretStr] = env_field("{_env_var_hint(cls, name)}", '
+            f'    {name}: RuntimeParameter[SecretStr] = env_field("{env_var_hint(cls, name)}", '
             'description="...", secret=True)\n'
             "(or SecretStr / SecretBytes). If it holds no secret, list it in "
             "`non_secret_fields` of the contract class."
@@ -255,7 +252,7 @@ class BackendContract:
         )
 
     def test_secret_fields_left_out_of_dumps(self, model: ImageGenerationModel) -> None:
-        names = _secret_fields(model)
+        names = secret_fields(model)
         if not names:
             pytest.skip("no secret fields")
         data, shown = model.dump(), repr(model)
@@ -264,10 +261,10 @@ class BackendContract:
             assert f"{name}=" not in shown, f"secret field {name} in repr()"
 
     def test_secret_values_never_shown(self, model: ImageGenerationModel, tmp_path: Path) -> None:
-        names = _secret_fields(model)
+        names = secret_fields(model)
         if not names:
             pytest.skip("no secret fields")
-        values = {name: text for name in names if (text := _secret_text(getattr(model, name)))}
+        values = {name: text for name in names if (text := secret_text(getattr(model, name)))}
         if not values:
             pytest.skip(
                 f"no secret field holds a value ({', '.join(names)}): give the model fixture "
@@ -352,17 +349,17 @@ class BackendContract:
     def test_in_flight_calls_stay_within_max_concurrency(
         self, model: ImageGenerationModel, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        model = _async_only(model)
-        limit, counter = 2, _InFlight()
+        model = async_only(model)
+        limit, counter = 2, InFlight()
 
-        async def around(real: _Agenerate, args: Any, kwargs: Any) -> Any:
+        async def around(real: Agenerate, args: Any, kwargs: Any) -> Any:
             with counter:
                 await asyncio.sleep(0.02)  # long enough for calls to overlap if they can
                 return await real(*args, **kwargs)
 
-        _wrap_agenerate(monkeypatch, model, around)
+        wrap_agenerate(monkeypatch, model, around)
         prompts = _distinct_prompts(self, 3 * limit)
-        with _temporarily(model, max_concurrency=limit):
+        with temporarily(model, max_concurrency=limit):
             model.generate_outputs(prompts, self.num_generations, **self.generation_kwargs)
         assert 1 <= counter.peak <= limit, (
             f"{counter.peak} agenerate calls ran at once with max_concurrency={limit}: let the "
@@ -373,18 +370,18 @@ class BackendContract:
     def test_timed_out_attempts_are_retried_max_retries_times(
         self, model: ImageGenerationModel, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        model = _async_only(model)
-        attempts = _InFlight()
+        model = async_only(model)
+        attempts = InFlight()
 
-        async def around(real: _Agenerate, args: Any, kwargs: Any) -> Any:
+        async def around(real: Agenerate, args: Any, kwargs: Any) -> Any:
             with attempts:
                 await asyncio.sleep(2)  # far past the timeout: the engine ends the attempt
             raise AssertionError("an attempt outlived its timeout: is the engine bypassed?")
 
-        _wrap_agenerate(monkeypatch, model, around)
-        _fast_backoff(monkeypatch, model)
+        wrap_agenerate(monkeypatch, model, around)
+        fast_backoff(monkeypatch, model)
         with (
-            _temporarily(model, max_retries=2, timeout=0.05, on_error="raise"),
+            temporarily(model, max_retries=2, timeout=0.05, on_error="raise"),
             pytest.raises(GenerationError) as failed,
         ):
             model.generate_outputs(self.prompts[:1], 1, **self.generation_kwargs)
@@ -401,13 +398,13 @@ class BackendContract:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """With max_retries=2 and every answer a 503, the server sees exactly 3 requests."""
-        model = _async_only(model)
+        model = async_only(model)
         if local_server is None:
             pytest.skip(
                 "no local_server fixture: return the LocalServer the model talks to from it, "
                 "and the kit counts the requests each attempt sends"
             )
-        _fast_backoff(monkeypatch, model)
+        fast_backoff(monkeypatch, model)
         unavailable = Reply.json(
             {"error": {"message": "conformance kit: service unavailable"}},
             status=503,
@@ -416,7 +413,7 @@ class BackendContract:
         before = len(local_server.requests)
         local_server.script(*[unavailable] * 3)
         try:
-            with _temporarily(model, max_retries=2, on_error="record"):
+            with temporarily(model, max_retries=2, on_error="record"):
                 outputs = model.generate_outputs(self.prompts[:1], 1, **self.generation_kwargs)
         finally:
             local_server.clear_script()
@@ -439,18 +436,18 @@ class BackendContract:
         local_server: LocalServer | None,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        model = _async_only(model)
-        running = _InFlight()
+        model = async_only(model)
+        running = InFlight()
         started = threading.Event()
 
-        async def around(real: _Agenerate, args: Any, kwargs: Any) -> Any:
+        async def around(real: Agenerate, args: Any, kwargs: Any) -> Any:
             with running:
                 started.set()
                 result = await real(*args, **kwargs)
                 await asyncio.sleep(0.05)  # holds the slot: the batch is still on when cancelled
                 return result
 
-        _wrap_agenerate(monkeypatch, model, around)
+        wrap_agenerate(monkeypatch, model, around)
         prompts = _distinct_prompts(self, 8)
         if local_server is not None:  # hold the requests, so they are in flight when cancelled
             local_server.script(*[Delay(5.0)] * (len(prompts) * self.num_generations))
@@ -469,10 +466,10 @@ class BackendContract:
             return False
 
         try:
-            with _temporarily(model, max_concurrency=2):
+            with temporarily(model, max_concurrency=2):
                 if not asyncio.run(start_then_cancel()):
                     pytest.skip("the batch finished before it could be cancelled")
-                left = _tasks_left(model)
+                left = tasks_left(model)
         finally:
             if local_server is not None:
                 local_server.clear_script()
@@ -492,177 +489,3 @@ def _generate(contract: BackendContract, model: ImageGenerationModel) -> list[li
 
 def _distinct_prompts(contract: BackendContract, count: int) -> list[str]:
     return [f"{contract.prompts[i % len(contract.prompts)]} ({i})" for i in range(count)]
-
-
-_Agenerate = Callable[..., Awaitable[Any]]
-
-
-class _InFlight:
-    """Counts entries into a block: how many now, the most at once, and in all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now = self.peak = self.total = 0
-
-    def __enter__(self) -> None:
-        with self._lock:
-            self.now += 1
-            self.total += 1
-            self.peak = max(self.peak, self.now)
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            self.now -= 1
-
-
-def _async_only(model: ImageGenerationModel) -> AsyncImageGenerationModel:
-    if not isinstance(model, AsyncImageGenerationModel):
-        pytest.skip(_SYNC_BACKEND)
-    return model
-
-
-def _wrap_agenerate(
-    monkeypatch: pytest.MonkeyPatch,
-    model: AsyncImageGenerationModel,
-    around: Callable[[_Agenerate, Any, Any], Awaitable[Any]],
-) -> None:
-    """Route every agenerate call of the model's class through `around(real, args, kwargs)`."""
-    real = type(model).agenerate
-
-    @functools.wraps(real)  # keeps the signature the core validates kwargs against
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        return await around(real, args, kwargs)
-
-    monkeypatch.setattr(type(model), "agenerate", spy)
-
-
-def _fast_backoff(monkeypatch: pytest.MonkeyPatch, model: AsyncImageGenerationModel) -> None:
-    monkeypatch.setattr(type(model), "retry_initial_delay", 0.001)
-    monkeypatch.setattr(type(model), "retry_max_delay", 0.001)
-
-
-@contextlib.contextmanager
-def _temporarily(model: ImageGenerationModel, **values: Any) -> Iterator[None]:
-    """Set fields for the block, then set them back: the model may be shared by other tests."""
-    saved = {name: getattr(model, name) for name in values}
-    try:
-        for name, value in values.items():
-            setattr(model, name, value)
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(model, name, value)
-
-
-def _tasks_left(model: AsyncImageGenerationModel, grace: float = 1.0) -> list[str]:
-    """The tasks on the model's own event loop, once cancellation had `grace` seconds to act."""
-
-    async def others() -> list[str]:
-        current = asyncio.current_task()
-        return [repr(task.get_coro()) for task in asyncio.all_tasks() if task is not current]
-
-    deadline = time.monotonic() + grace
-    while True:
-        left: list[str] = model.run_on_own_loop(others())
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.01)
-
-
-def _is_imgens(klass: type) -> bool:
-    return klass.__module__ == "imgen" or klass.__module__.startswith("imgen.")
-
-
-@functools.cache
-def _reserved_private_names() -> frozenset[str]:
-    """Private names the imgen classes under a backend use, less the hooks meant to be set."""
-    names: set[str] = set()
-    for klass in AsyncImageGenerationModel.__mro__:
-        if _is_imgens(klass):
-            names.update(n for n in vars(klass) if n.startswith("_") and not n.startswith("__"))
-    names.update(AsyncImageGenerationModel.__private_attributes__)
-    return frozenset(names - _MEANT_TO_BE_SET)
-
-
-# Private names of imgen's base classes that a backend sets on purpose, to declare what it can do.
-_MEANT_TO_BE_SET = {"_abc_impl", "_num_generations_param_supported", "_prompt_seeds_supported"}
-
-
-def _base64_problem(text: Any) -> str | None:
-    """Why `text` is not strict standard base64, or None when it is."""
-    if not isinstance(text, str):
-        return f"{type(text).__name__}, not a base64 string"
-    if text.startswith("data:"):
-        prefix = text.partition(",")[0]
-        return f"starts with the data-URL prefix {prefix + ','!r}: return the bare base64"
-    if re.search(r"\s", text):
-        return "contains whitespace or line breaks"
-    if len(text) % 4:
-        return f"its length {len(text)} is not a multiple of 4: the padding is missing or wrong"
-    try:
-        base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        return f"is not valid base64 ({exc})"
-    return None
-
-
-def _names_a_credential(name: str) -> bool:
-    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower().split("_")
-    return any(word.removesuffix("s") in CREDENTIAL_WORDS for word in words)
-
-
-def _admits_plain_text(annotation: Any) -> bool:
-    """Whether a field of this type can hold a plain `str` or `bytes` (not a secret type)."""
-    if annotation is Any:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _admits_plain_text(typing.get_args(annotation)[0])
-    if origin is typing.Literal:
-        return False
-    if origin is not None:  # a union; a container of strings (headers, say) is not one
-        return origin in (typing.Union, type(int | str)) and any(
-            _admits_plain_text(arg) for arg in typing.get_args(annotation)
-        )
-    return isinstance(annotation, type) and issubclass(annotation, str | bytes)
-
-
-def _type_text(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or repr(annotation).replace("typing.", "")
-
-
-def _env_var_hint(cls: type[ImageGenerationModel], name: str) -> str:
-    prefix = re.sub(r"\W", "_", getattr(cls, "backend_name", cls.__name__)).upper()
-    return f"{prefix}_{name.upper()}"
-
-
-def _secret_fields(model: ImageGenerationModel) -> list[str]:
-    return [n for n, f in type(model).model_fields.items() if is_secret_field(f)]
-
-
-def _secret_text(value: Any) -> str:
-    secret = value.get_secret_value() if hasattr(value, "get_secret_value") else None
-    if isinstance(secret, bytes):
-        return secret.decode(errors="replace")
-    return secret or ""
-
-
-def _own_packages(distribution: str, cls: type[ImageGenerationModel]) -> set[str]:
-    """The top-level packages of the plugin: its entry points' and its backend class's."""
-    import importlib_metadata
-
-    packages = {cls.__module__.partition(".")[0]}
-    try:
-        entry_points = importlib_metadata.distribution(distribution).entry_points
-    except importlib_metadata.PackageNotFoundError:
-        return packages
-    for entry_point in entry_points.select(group=ENTRY_POINT_GROUP):
-        packages.add(entry_point.value.partition(":")[0].partition(".")[0])
-    return packages
-
-
-def _info_for(registry: Registry, cls: type[ImageGenerationModel]) -> imgen.BackendInfo:
-    for info in registry.list_backends():
-        if info.name == cls.backend_name and info.class_path.endswith(cls.__qualname__):
-            return info
-    raise AssertionError(f"{cls.backend_name} is not among the installed backends")
