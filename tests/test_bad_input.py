@@ -16,6 +16,7 @@ from imgen.batch import run_batch
 from imgen.batch.inputs import read_prompts
 from imgen.errors import (
     ConfigurationError,
+    GenerationError,
     ImgenError,
     InvalidInputError,
     InvalidModelSpecError,
@@ -86,6 +87,23 @@ def test_a_smaller_alias_fan_out_is_refused_as_a_field_with_a_short_message() ->
 def test_deeply_nested_configs_are_a_configuration_error(text: str, fmt: str) -> None:
     with pytest.raises(ConfigurationError, match=f"as {fmt}: it is nested too deeply"):
         imgen.load_model(text)
+
+
+def test_a_config_file_that_is_not_utf_8_is_a_configuration_error(tmp_path: Path) -> None:
+    config = tmp_path / "model.yaml"
+    config.write_bytes(b"type_info: {backend: fake}\nmodel: caf\xe9\n")
+    for source in (config, str(config)):
+        with pytest.raises(ConfigurationError, match=r"model.yaml' is not UTF-8 text \(byte 37\)"):
+            imgen.load_model(source)
+
+
+def test_a_config_file_of_another_suffix_is_named_not_parsed_as_text(tmp_path: Path) -> None:
+    config = tmp_path / "model.txt"
+    config.write_text("type_info: {backend: fake}\n")
+    with pytest.raises(
+        ConfigurationError, match=r"Unknown config file type '.txt' for .*model.txt"
+    ):
+        imgen.load_model(str(config))
 
 
 @pytest.mark.parametrize("data", [None, [1, 2], "type_info: {backend: fake}"])
@@ -243,6 +261,40 @@ def test_batch_rows_no_request_or_json_line_can_carry_are_skipped_not_fatal(
     assert read_prompts([{"prompt": "ok"}, "bad \udfff"]).bad_rows[0].row == 2
 
 
+# -- run_batch arguments -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"model": None}, "model must be a model or a spec .* got NoneType: None"),
+        ({"model": 5}, "got int: 5"),
+        ({"prompts": None}, "prompts must be a .txt, .jsonl or .csv path, .* got NoneType"),
+        ({"prompts": 5}, "got int: 5"),
+        ({"prompts": b"a fox\n"}, "not bytes: decode them first"),
+        ({"prompts": {"prompt": "a fox"}}, "prompts is one mapping .*pass a list of them"),
+        ({"output_dir": None}, "The output dir must be a path or a URL .* got NoneType"),
+        ({"output_dir": 5}, "got int: 5"),
+        ({"generation_kwargs": [1]}, "Generation kwargs must be a mapping .* got list"),
+        ({"generation_kwargs": "seed=1"}, "got str: 'seed=1'"),
+        ({"engine": None}, "engine must be 'local' or 'ray' or an Engine .* got NoneType"),
+        ({"format": None}, "Unknown dataset format None"),
+        ({"format": "parquet", "shard_rows": "5"}, "shard_rows must be a whole number >= 1"),
+        ({"format": "parquet", "storage_options": [1]}, "storage_options must be a mapping"),
+        ({"prompt_column": 5}, "prompt_column must be a column name .* got int: 5"),
+    ],
+)
+def test_run_batch_names_an_argument_of_the_wrong_type(
+    tmp_path: Path, arguments: dict[str, Any], message: str
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a fox\n")
+    call: dict[str, Any] = {"model": "fake", "prompts": prompts, "output_dir": tmp_path / "out"}
+    with pytest.raises(InvalidInputError, match=message):
+        run_batch(**{**call, **arguments})
+    assert not (tmp_path / "out").exists()
+
+
 # -- echoed values are short ---------------------------------------------------------------
 
 
@@ -262,6 +314,8 @@ def test_batch_rows_no_request_or_json_line_can_carry_are_skipped_not_fatal(
         lambda: imgen.load_model({"type_info": LONG}),
         lambda: imgen.get_backend(LONG),
         lambda: decode_bytes(LONG.encode()),  # type: ignore[arg-type]
+        lambda: imgen.load_model(LONG + ".yaml"),
+        lambda: (_ for _ in ()).throw(GenerationError([None], {0: RuntimeError(LONG)})),
     ],
 )
 def test_errors_echo_at_most_a_few_hundred_characters_of_a_value(call: Any) -> None:

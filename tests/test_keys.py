@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import stat
+import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 import imgen.registry
 from imgen.cli import main
-from imgen.errors import MissingCredentialsError
+from imgen.errors import ConfigurationError, InvalidInputError, MissingCredentialsError
+from imgen.keys import set_key, stored_key
 from imgen.registry import Registry
+from imgen.testing import exception_text
 
 KEY = "sk-stored-0123456789"
 ENV_VAR = "KEYED_API_KEY"
@@ -365,3 +370,64 @@ def test_a_damaged_keys_file_is_not_read_when_the_environment_has_the_key(
     (_private_user_dir / "keys.json").write_text("{")
     monkeypatch.setenv(ENV_VAR, "sk-env")
     assert invoke("generate", "keyed", "a fox", "-o", str(tmp_path)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f'{{"keyed": "{KEY}",'.encode(),  # cut off: JSONDecodeError.doc holds it all
+        f'{{"keyed": "{KEY}"}}\xff'.encode("latin-1"),  # UnicodeDecodeError.object holds it
+    ],
+    ids=["invalid-json", "not-utf-8"],
+)
+def test_a_damaged_keys_file_error_chains_nothing_that_holds_the_keys(
+    _private_user_dir: Path, content: bytes
+) -> None:
+    keys_file = _private_user_dir / "keys.json"
+    keys_file.write_bytes(content)
+    keys_file.chmod(0o600)
+
+    with pytest.raises(ConfigurationError) as raised:
+        stored_key("keyed")
+
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert KEY not in exception_text(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("keyed", 5, "A key must be a non-empty string, got int."),
+        ("keyed", "", "got an empty string"),
+        ("keyed", "sk-\udcff-rest", "lone surrogate at character 3"),
+        (None, KEY, "A key's name must be a backend name such as 'openai', got NoneType"),
+        (["keyed"], KEY, "got list"),
+    ],
+)
+def test_set_key_refuses_what_no_keys_file_can_hold(
+    _private_user_dir: Path, name: Any, value: Any, fragment: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(fragment)) as raised:
+        set_key(name, value)
+
+    assert "rest" not in str(raised.value)
+    assert not (_private_user_dir / "keys.json").exists()
+
+
+@pytest.mark.parametrize("stdin_encoding", ["utf-8:strict", "utf-8:surrogateescape"])
+def test_keys_set_refuses_a_key_that_is_not_utf_8(
+    _private_user_dir: Path, stdin_encoding: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from imgen.cli import main; main()", "keys", "set", "openai"],
+        input=b"sk-\xff\xfe-rest\n",
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": stdin_encoding},
+        timeout=60,
+    )
+
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.startswith("Error: ") and "UTF-8" in stderr and "Traceback" not in stderr
+    assert "rest" not in stderr
+    assert not (_private_user_dir / "keys.json").exists()

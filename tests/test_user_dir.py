@@ -217,6 +217,8 @@ def test_missing_arguments_are_usage_errors() -> None:
         ('{"default_model": 3}', "sets 'default_model' to 3, which is not a model name"),
         ('{"logs": "maybe"}', "sets 'logs' to 'maybe', which is not true or false"),
         (b"\xff\xfe{}", "is not UTF-8 text"),
+        ("[" * 100_000 + "]" * 100_000, "is nested too deeply"),
+        (json.dumps({"default_model": ["x" * 100_000]}), "sets 'default_model' to ['xxx"),
     ],
 )
 @pytest.mark.parametrize(
@@ -235,6 +237,7 @@ def test_a_damaged_settings_file_is_one_error_naming_it_and_the_fix(
     message = one_line_error(result, 2)
     assert f"The imgen settings file {config}" in message
     assert problem in message
+    assert len(message) < 800
     assert f"move it aside (`mv {config} {config}.bak`)" in message
     assert list(tmp_path.iterdir()) == []
 

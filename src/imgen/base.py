@@ -224,6 +224,11 @@ class ImageGenerationModel(RuntimeParametersModelMixin, _Serializable, ABC):
             InvalidInputError: Bad prompts, count, kwarg name or kwarg value.
         """
         check_inputs(inputs, num_generations)
+        if not isinstance(kwargs, Mapping):
+            raise InvalidInputError(
+                "Generation kwargs must be a mapping of names to values, e.g. {'seed': 1}; "
+                f"got {type(kwargs).__name__}: {brief_repr(kwargs)}."
+            )
         return check_prompt_seeds(self, len(inputs), {**self.get_generation_kwargs(), **kwargs})
 
     @model_validator(mode="after")

@@ -19,7 +19,13 @@ import click
 import imgen
 from imgen.cli_options import UserError, is_config_path
 from imgen.command_log import current_log
-from imgen.errors import BackendConflictError, PluginLoadError, UnknownBackendError, did_you_mean
+from imgen.errors import (
+    BackendConflictError,
+    PluginLoadError,
+    UnknownBackendError,
+    did_you_mean,
+    raise_unchained,
+)
 from imgen.keys import key_names, remove_key, secret_field_of, set_key
 from imgen.runtime_parameters import env_var_of
 from imgen.user_config import (
@@ -187,7 +193,11 @@ def _read_key(name: str) -> str:
     if sys.stdin.isatty():
         value: str = click.prompt(f"Key for {name}", hide_input=True, err=True)
     else:
-        value = sys.stdin.read()
+        try:
+            value = sys.stdin.read()
+        except UnicodeDecodeError:
+            # Unchained: the decoder's error holds the bytes read, the key among them.
+            raise_unchained(UserError("The key on stdin is not UTF-8 text: give the key alone."))
     value = value.strip()
     if not value:
         raise UserError("No key given: type it at the prompt, or pipe it on stdin.")

@@ -272,7 +272,9 @@ class GenerationError(ImgenError):
         self.results = results
         self.errors = errors
         first = min(errors)
-        summary = f"{type(errors[first]).__name__}: {errors[first]}"
+        summary = (
+            f"{type(errors[first]).__name__}: {brief_text(str(errors[first]), 2 * ECHO_LIMIT)}"
+        )
         super().__init__(
             f"{len(errors)} of {len(results)} inputs failed (first: input {first}, {summary}). "
             "The completed results are in `.results`, the failures in `.errors`."

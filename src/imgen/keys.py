@@ -14,7 +14,7 @@ import stat
 import warnings
 from typing import TYPE_CHECKING
 
-from imgen.errors import ConfigurationError, did_you_mean
+from imgen.errors import ConfigurationError, InvalidInputError, brief_repr, did_you_mean
 from imgen.runtime_parameters import is_secret_field
 from imgen.user_dir import (
     UserDirWarning,
@@ -23,6 +23,7 @@ from imgen.user_dir import (
     user_files,
     write_json_object,
 )
+from imgen.validation import lone_surrogate
 
 if TYPE_CHECKING:
     from imgen.base import ImageGenerationModel
@@ -84,8 +85,21 @@ def set_key(name: str, value: str) -> None:
     The keys file is rewritten atomically, created with mode 0600.
 
     Raises:
+        InvalidInputError: `name` is not a non-empty string, or `value` is not a non-empty
+            string of valid Unicode text (the message never quotes it).
         ConfigurationError: The keys file is corrupt or cannot be written.
     """
+    _check_name(name)
+    if not isinstance(value, str) or not value:
+        what = "an empty string" if isinstance(value, str) else type(value).__name__
+        raise InvalidInputError(f"A key must be a non-empty string, got {what}.")
+    position = lone_surrogate(value)
+    if position is not None:
+        # Bytes that are not UTF-8 (read from a terminal or a pipe) come in as surrogates.
+        raise InvalidInputError(
+            f"The key for {name!r} holds a lone surrogate at character {position}, which is "
+            "not valid Unicode text: was it read from bytes that are not UTF-8?"
+        )
     keys = _read_keys()
     keys[name] = value
     _write_keys(keys)
@@ -97,15 +111,26 @@ def remove_key(name: str) -> None:
     Raises:
         ConfigurationError: No key is stored under `name` (with a did-you-mean), or the keys
             file is corrupt or cannot be written.
+        InvalidInputError: `name` is not a non-empty string.
     """
+    _check_name(name)
     keys = _read_keys()
     if name not in keys:
         stored = ", ".join(sorted(keys)) or "none"
         raise ConfigurationError(
-            f"No key is stored for {name!r}.{did_you_mean(name, keys)} Stored keys: {stored}."
+            f"No key is stored for {brief_repr(name)}.{did_you_mean(name, keys)} "
+            f"Stored keys: {stored}."
         )
     del keys[name]
     _write_keys(keys)
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name.strip() or lone_surrogate(name) is not None:
+        raise InvalidInputError(
+            "A key's name must be a backend name such as 'openai', got "
+            f"{type(name).__name__}: {brief_repr(name)}."
+        )
 
 
 def secret_field_of(cls: type[ImageGenerationModel]) -> str | None:

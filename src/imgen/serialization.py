@@ -195,8 +195,18 @@ def _parse(text: str, fmt: str, origin: str) -> dict[str, Any]:
     if problem is not None:
         raise ConfigurationError(f"Cannot parse {origin} as {fmt.upper()}: {problem}")
     if not isinstance(data, dict):
-        raise ConfigurationError(f"{origin} holds a {type(data).__name__}, not a mapping.")
+        raise ConfigurationError(
+            f"{origin[:1].upper()}{origin[1:]} holds a {type(data).__name__}, not a mapping of "
+            "field names to values."
+        )
     return data
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL character
+        return False
 
 
 def read_config(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
@@ -209,16 +219,21 @@ def read_config(path: str | os.PathLike[str], fmt: str | None = None) -> dict[st
     fmt = fmt or SUFFIXES.get(source.suffix.lower())
     if fmt is None:
         raise ConfigurationError(
-            f"Unknown config file type {source.suffix!r} for {str(source)!r}: "
+            f"Unknown config file type {source.suffix!r} for {brief_repr(str(source))}: "
             "use .json, .yaml or .yml."
         )
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(
-            f"Cannot read config file {str(source)!r}: {exc.strerror or exc}"
+            f"Cannot read config file {brief_repr(str(source))}: {exc.strerror or exc}"
         ) from None
-    return _parse(text, fmt, f"config file {str(source)!r}")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"Config file {brief_repr(str(source))} is not UTF-8 text (byte {exc.start}): "
+            "save it as UTF-8."
+        ) from None
+    return _parse(text, fmt, f"config file {brief_repr(str(source))}")
 
 
 def load_model(source: Mapping[str, Any] | str | os.PathLike[str]) -> ImageGenerationModel:
@@ -241,8 +256,9 @@ def load_model(source: Mapping[str, Any] | str | os.PathLike[str]) -> ImageGener
     if isinstance(source, Mapping):
         return ImageGenerationModel.from_dict(source)
     if isinstance(source, os.PathLike) or (
-        isinstance(source, str) and "\n" not in source and Path(source).suffix.lower() in SUFFIXES
+        "\n" not in source and (Path(source).suffix.lower() in SUFFIXES or _is_file(source))
     ):
+        # A file of another suffix is named as such, rather than parsed as one line of YAML.
         return ImageGenerationModel.from_dict(read_config(source))
     text = source.strip()
     fmt = "json" if text.startswith("{") else "yaml"

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from imgen.errors import ConfigurationError
+from imgen.errors import ConfigurationError, brief_repr
 from imgen.user_dir import how_to_move, read_json_object, user_files, write_json_object
 
 __all__ = [
@@ -58,7 +58,7 @@ def _settings() -> dict[str, Any]:
         value = settings.get(key)
         if value is not None and not isinstance(value, kind):
             raise ConfigurationError(
-                f"The imgen {_WHAT} {path} sets {key!r} to {value!r}, which is not "
+                f"The imgen {_WHAT} {path} sets {key!r} to {brief_repr(value)}, which is not "
                 f"{kind_name}. {how_to_move(path)}"
             )
     return settings

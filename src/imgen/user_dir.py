@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgen.errors import ConfigurationError
+from imgen.errors import ConfigurationError, raise_unchained
 from imgen.images import write_atomically
 
 __all__ = [
@@ -107,18 +107,22 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
         raise ConfigurationError(
             f"Cannot read the imgen {what} {path}: {exc.strerror}. {how_to_move(path)}"
         ) from None
+    problem = None
     try:
         data = json.loads(content.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigurationError(
-            f"The imgen {what} {path} is not UTF-8 text. {how_to_move(path)}"
-        ) from None
+        problem = "is not UTF-8 text"
+    except RecursionError:
+        problem = "is nested too deeply"
     except json.JSONDecodeError as exc:
         # Only the position: the content may be a secret.
-        raise ConfigurationError(
-            f"The imgen {what} {path} is not valid JSON (line {exc.lineno}, column "
-            f"{exc.colno}). {how_to_move(path)}"
-        ) from None
+        problem = f"is not valid JSON (line {exc.lineno}, column {exc.colno})"
+    if problem is not None:
+        # Unchained: the decoder's error holds the whole content (`.doc`, `.object`), which
+        # for the keys file is every stored key.
+        raise_unchained(
+            ConfigurationError(f"The imgen {what} {path} {problem}. {how_to_move(path)}")
+        )
     if not isinstance(data, dict):
         raise ConfigurationError(
             f"The imgen {what} {path} must hold a JSON object, not a {type(data).__name__}. "

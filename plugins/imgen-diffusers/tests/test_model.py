@@ -32,6 +32,7 @@ from imgen.images import (
     encode_bytes,
     encode_image,
 )
+from imgen.testing import exception_text
 from imgen_diffusers import DiffusersImageGeneration
 from imgen_diffusers.testing import build_tiny_pipeline
 
@@ -543,6 +544,15 @@ def test_bad_generation_kwargs_in_the_field_fail_at_construction(tiny_pipeline_p
 def test_bad_fields_fail_at_construction(fields: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError, match=next(iter(fields))):
         DiffusersImageGeneration(**fields)
+
+
+@pytest.mark.parametrize("key", ["token", "use_auth_token"])
+def test_a_token_in_pipeline_kwargs_is_refused_and_not_shown(key: str) -> None:
+    # A plain field would put the token in reprs and in every saved config.
+    secret = "hf_pipeline_token_0123"
+    with pytest.raises(InvalidInputError, match=f"put no '{key}' here.*HF_TOKEN") as raised:
+        DiffusersImageGeneration(pipeline_kwargs={key: secret})
+    assert secret not in exception_text(raised.value)
 
 
 def test_missing_folder_is_named(tmp_path: Path) -> None:

@@ -497,6 +497,22 @@ def test_a_refused_request_chains_nothing_that_holds_the_token(
     assert secret not in exception_text(caught.value)
 
 
+def test_a_long_error_body_is_cut_short_and_the_token_masked_even_at_the_cut(
+    make_model: ModelFactory, server: LocalServer
+) -> None:
+    secret = "hf_do_not_leak_me"
+    # The token straddles the point where the message is cut.
+    body = "x" * 390 + secret + "y" * 100_000
+    server.route("POST", ENDPOINT, lambda request: Reply.json({"error": body}, 400))
+    with pytest.raises(GenerationError) as caught:
+        make_model(api_key=secret).generate(["a cat"])
+    error = str(caught.value.errors[0])
+    assert "rejected the request (400): xxx" in error
+    assert len(error) < 600
+    assert secret[:6] not in error
+    assert len(str(caught.value)) < 800
+
+
 def test_the_saved_login_is_masked_too(
     model: InferenceEndpointsImageGeneration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,7 @@ from imgen.errors import (
     GenerationError,
     InvalidInputError,
     MissingCredentialsError,
+    RequestRefusedError,
     RetryAfterTooLongError,
     UnexpectedResponseError,
 )
@@ -379,8 +380,11 @@ def test_a_refused_request_chains_nothing_that_holds_the_key(
         ),
         (Reply.json({"data": "no list"}), "application/json"),
         (Reply.json([1, 2]), "application/json"),
+        # The SDK builds replies unchecked: this used to be blamed on the caller
+        # (InvalidInputError, exit code 2).
+        (Reply.json({"data": [{"b64_json": 5}]}), "application/json"),
     ],
-    ids=["html page", "cut-off json", "data not a list", "json list"],
+    ids=["html page", "cut-off json", "data not a list", "json list", "b64_json not a string"],
 )
 def test_a_reply_that_is_no_images_api_response_is_named_as_such(
     model: OpenAIImageGeneration, api: Any, reply: Reply, content_type: str
@@ -437,6 +441,43 @@ def test_missing_download_fails_at_once(model: OpenAIImageGeneration, api: Any) 
 
     assert len(api.generations) == 1
     assert "404" in str(only_error(raised))
+
+
+def test_a_failed_download_names_the_url_without_its_query_and_chains_nothing(
+    model: OpenAIImageGeneration, api: Any
+) -> None:
+    signature = "sig=secret-signature-0123"
+    url = api.server.url + f"/images/gone.png?{signature}"
+    api.server.script(Reply.json({"created": 0, "data": [{"url": url}]}))
+
+    with pytest.raises(GenerationError) as raised:
+        model.generate(["a red fox"], response_format="url")
+
+    error = only_error(raised)
+    assert isinstance(error, RequestRefusedError) and error.status_code == 404
+    assert str(error) == (
+        "Downloading an image OpenAI sent as a URL failed: "
+        f"{api.server.url}/images/gone.png answered 404 Not Found."
+    )
+    assert error.__cause__ is None and error.__context__ is None
+    assert signature not in exception_text(raised.value)
+
+
+def test_a_long_error_message_is_cut_short_and_the_key_masked_even_at_the_cut(
+    model: OpenAIImageGeneration, api: Any, api_key: str
+) -> None:
+    # The key straddles the point where the message is cut.
+    message = "x" * 390 + api_key + "y" * 100_000
+    api.server.script(api_error(400, "invalid_request", message))
+
+    with pytest.raises(GenerationError) as raised:
+        model.generate(["a red fox"])
+
+    error = str(only_error(raised))
+    assert len(error) < 500
+    assert error.startswith("OpenAI rejected the request (400 invalid_request): xxx")
+    assert api_key[:4] not in error
+    assert len(str(raised.value)) < 800
 
 
 # -- input validation and credentials ------------------------------------------------------

@@ -46,7 +46,7 @@ def resolve_engine(engine: Literal["local", "ray"] | Engine) -> Engine:
     """The engine a name stands for (its defaults), or the engine given; checked.
 
     Raises:
-        InvalidInputError: An unknown engine name.
+        InvalidInputError: An unknown engine name, or an object that is no engine.
         ConfigurationError: The engine cannot run here.
     """
     if isinstance(engine, str):
@@ -62,5 +62,10 @@ def resolve_engine(engine: Literal["local", "ray"] | Engine) -> Engine:
             raise InvalidInputError(
                 f"Unknown engine {brief_repr(engine)}: use {' or '.join(map(repr, ENGINE_NAMES))}."
             )
+    elif not (callable(getattr(engine, "check", None)) and callable(getattr(engine, "run", None))):
+        raise InvalidInputError(
+            f"engine must be {' or '.join(map(repr, ENGINE_NAMES))} or an Engine such as "
+            f"RayEngine(num_actors=4), got {type(engine).__name__}: {brief_repr(engine)}."
+        )
     engine.check()
     return engine

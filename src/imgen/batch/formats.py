@@ -15,7 +15,7 @@ from imgen.batch.dataset import ImageFolder
 from imgen.batch.destination import is_url, redact
 from imgen.batch.manifest import DATASET_FORMATS
 from imgen.batch.parquet_dataset import ParquetDataset
-from imgen.errors import ConfigurationError, InvalidInputError
+from imgen.errors import ConfigurationError, InvalidInputError, brief_repr
 
 __all__ = ["DatasetFormat", "open_dataset"]
 
@@ -36,13 +36,30 @@ def open_dataset(
             imagefolder cannot go to.
         ConfigurationError: pyarrow, fsspec, or the URL's filesystem package is missing.
     """
-    if dataset_format not in DATASET_FORMATS:
+    if not isinstance(location, str | os.PathLike) or not str(location).strip():
         raise InvalidInputError(
-            f"Unknown dataset format {dataset_format!r}: use "
+            "The output dir must be a path or a URL such as 's3://bucket/prefix', got "
+            f"{type(location).__name__}: {brief_repr(location)}."
+        )
+    if not (isinstance(dataset_format, str) and dataset_format in DATASET_FORMATS):
+        raise InvalidInputError(
+            f"Unknown dataset format {brief_repr(dataset_format)}: use "
             f"{' or '.join(map(repr, DATASET_FORMATS))}."
         )
-    if shard_rows is not None and (isinstance(shard_rows, bool) or shard_rows < 1):
-        raise InvalidInputError(f"shard_rows must be a whole number >= 1, not {shard_rows!r}.")
+    if shard_rows is not None and (
+        not isinstance(shard_rows, int) or isinstance(shard_rows, bool) or shard_rows < 1
+    ):
+        raise InvalidInputError(
+            f"shard_rows must be a whole number >= 1, not {brief_repr(shard_rows)}."
+        )
+    if storage_options is not None and not (
+        isinstance(storage_options, Mapping) and all(isinstance(k, str) for k in storage_options)
+    ):
+        # Not echoed: storage options hold credentials.
+        raise InvalidInputError(
+            "storage_options must be a mapping of option names to values, e.g. "
+            f"{{'endpoint_url': 'http://localhost:9000'}}; got {type(storage_options).__name__}."
+        )
     if dataset_format == "imagefolder":
         if shard_rows is not None:
             raise InvalidInputError("--shard-rows (shard_rows) applies to --format parquet.")

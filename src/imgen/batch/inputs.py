@@ -146,9 +146,12 @@ def read_prompts(
             (default "prompt"); the other fields are carried into the metadata.
 
     Raises:
-        InvalidInputError: The file is missing or of an unknown type, `prompt_column` is given
-            for a .txt file, or no row has the prompt column (the columns found are listed).
+        InvalidInputError: `prompts` is neither a path nor an iterable of prompts (bytes, one
+            mapping alone), the file is missing or of an unknown type, `prompt_column` is not
+            a name or is given for a .txt file, or no row has the prompt column (the columns
+            found are listed).
     """
+    _check_source(prompts, prompt_column)
     column = prompt_column or DEFAULT_COLUMN
     if isinstance(prompts, PromptsText):
         text = prompts.text
@@ -178,6 +181,29 @@ def read_prompts(
         raise InvalidInputError(f"Prompts file {str(path)!r} {what}.")
     opened = _Text(str(path), lambda: path.open(encoding="utf-8-sig", newline=""))
     return _read(_FORMAT_OF_SUFFIX[suffix], opened, prompt_column)
+
+
+def _check_source(prompts: Any, prompt_column: Any) -> None:
+    if prompt_column is not None and not (isinstance(prompt_column, str) and prompt_column):
+        raise InvalidInputError(
+            f"prompt_column must be a column name such as 'prompt', got "
+            f"{type(prompt_column).__name__}: {brief_repr(prompt_column)}."
+        )
+    if isinstance(prompts, bytes | bytearray):
+        raise InvalidInputError(
+            "prompts must be a path, PromptsText or an iterable of prompts, not bytes: decode "
+            "them first, e.g. PromptsText(data.decode(), 'txt')."
+        )
+    if isinstance(prompts, Mapping):
+        raise InvalidInputError(
+            f"prompts is one mapping ({brief_repr(prompts)}): pass a list of them, one per "
+            "prompt, e.g. [{'prompt': 'a red fox'}]."
+        )
+    if not isinstance(prompts, str | os.PathLike | PromptsText | Iterable):
+        raise InvalidInputError(
+            "prompts must be a .txt, .jsonl or .csv path, PromptsText or an iterable of "
+            f"prompts, got {type(prompts).__name__}: {brief_repr(prompts)}."
+        )
 
 
 @dataclass(frozen=True)

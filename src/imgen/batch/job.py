@@ -40,7 +40,7 @@ from imgen.batch.seeding import check_seed_range, row_seeds
 from imgen.batch.shard_job import ShardJob
 from imgen.batch.shards import plan_shards
 from imgen.batch.summary import BatchInterrupted, BatchStopped, BatchSummary
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, brief_repr
 from imgen.registry import get_model
 from imgen.seeds import SEED, takes_seed
 from imgen.signals import signal_name, signal_of, stop_on_signals
@@ -112,9 +112,9 @@ def run_batch(
         The counts of the run.
 
     Raises:
-        InvalidInputError: A missing or unknown prompts file, a missing prompt column, an
-            output dir that is a file, holds another job's dataset or cannot be written (a
-            missing bucket, denied access), a bad count or kwarg.
+        InvalidInputError: An argument of the wrong type, a missing or unknown prompts file,
+            a missing prompt column, an output dir that is a file, holds another job's dataset
+            or cannot be written (a missing bucket, denied access), a bad count or kwarg.
         ConfigurationError: An extra is missing: Ray, pyarrow, or the filesystem of a URL.
         BatchInterrupted: Ctrl-C or a signal stopped the run cleanly; `.summary` tells what it
             did.
@@ -156,6 +156,11 @@ def _run(
     storage_options: Mapping[str, Any] | None,
 ) -> BatchSummary:
     started = time.perf_counter()
+    if not isinstance(model, ImageGenerationModel | str):
+        raise InvalidInputError(
+            "model must be a model or a spec such as 'openai:gpt-image-1', got "
+            f"{type(model).__name__}: {brief_repr(model)}."
+        )
     folder = open_dataset(output_dir, dataset_format, shard_rows, storage_options)
     folder.check_location()
     source = read_prompts(prompts, prompt_column)

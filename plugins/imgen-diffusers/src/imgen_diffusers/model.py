@@ -41,6 +41,9 @@ _FIELD_OF_LOAD_KWARG = {
     "revision": "revision",
     "variant": "variant",
 }
+# from_pretrained arguments that carry a Hub token: a plain field would show it in reprs and
+# write it into saved configs.
+_TOKEN_LOAD_KWARGS = frozenset({"token", "use_auth_token"})
 # torch seeds are unsigned 64-bit; staying below 2**63 leaves room for seed + image index.
 _SEED_LIMIT = 2**63
 # Fresh base seeds stay short, so they are easy to read back from the outputs and retype.
@@ -132,6 +135,13 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
     @classmethod
     def _no_field_overrides(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         for key in kwargs:
+            if key in _TOKEN_LOAD_KWARGS:
+                # Not echoed: the value is a secret.
+                raise ValueError(
+                    f"put no {key!r} here, where reprs and saved configs would show it: "
+                    "from_pretrained reads the HF_TOKEN environment variable and the saved "
+                    "login (`hf auth login`) itself"
+                )
             if key in _FIELD_OF_LOAD_KWARG:
                 raise ValueError(f"set {key!r} with the {_FIELD_OF_LOAD_KWARG[key]!r} field")
         return kwargs

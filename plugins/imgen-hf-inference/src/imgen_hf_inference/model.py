@@ -25,7 +25,9 @@ from imgen.errors import (
     RequestRefusedError,
     UnexpectedResponseError,
     brief_repr,
+    brief_text,
     did_you_mean,
+    mask_secrets,
     translate_refusals,
 )
 from imgen.images import (
@@ -404,7 +406,10 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
     def _request_error(self, exc: HfHubHTTPError) -> InferenceRequestError:
         """Describe an error status by the server's own message, never echoing the key."""
         status = exc.response.status_code
-        detail = exc.server_message or str(exc)
+        # The saved login is sent too when no token is set: mask it as well.
+        secrets = [self._secret(), *_saved_tokens()]
+        # Masked before it is cut short, so that no part of a token survives the cut.
+        detail = brief_text(mask_secrets(exc.server_message or str(exc), secrets), 400)
         hint = ""
         if status in (401, 403):
             summary = "rejected the credentials"
@@ -422,8 +427,7 @@ class InferenceEndpointsImageGeneration(ImageEncodingFields, AsyncImageGeneratio
             f"{self.model_name} {summary} ({status}): {detail}{hint}",
             status_code=status,
             retry_after=retry_after_of(exc),
-            # The saved login is sent too when no token is set: mask it as well.
-            secrets=[self._secret(), *_saved_tokens()],
+            secrets=secrets,
         )
 
 

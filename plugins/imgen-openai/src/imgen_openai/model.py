@@ -19,6 +19,7 @@ from imgen.errors import (
     RequestRefusedError,
     UnexpectedResponseError,
     brief_text,
+    mask_secrets,
     translate_refusals,
 )
 from imgen.images import EncodedImage, images_output
@@ -90,7 +91,8 @@ class OpenAIRequestError(RequestRefusedError):
         """
         status = exc.status_code
         body_message = exc.body.get("message") if isinstance(exc.body, dict) else None
-        detail = str(body_message or exc.message).strip()
+        # Masked before it is cut short, so that no part of the key survives the cut.
+        detail = brief_text(mask_secrets(str(body_message or exc.message).strip(), [secret]), 400)
         label = f"{status} {exc.code}" if exc.code else str(status)
         if status == 401:
             summary = "OpenAI rejected the API key"
@@ -306,7 +308,7 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
         except ValueError:  # the body claimed JSON but does not parse (cut off, say)
             response = None
         data = getattr(response, "data", None) if isinstance(response, ImagesResponse) else None
-        if isinstance(data, list) and all(isinstance(item, Image) for item in data):
+        if isinstance(data, list) and all(_is_image(item, Image) for item in data):
             return response  # type: ignore[no-any-return]
         http = raw.http_response
         content_type = http.headers.get("content-type") or "no content type"
@@ -334,10 +336,34 @@ class OpenAIImageGeneration(AsyncImageGenerationModel):
         if item.b64_json:
             return EncodedImage.received(item.b64_json, declared)
         if item.url:
-            response = await self._loaded_clients().downloads.get(item.url, timeout=self.timeout)
-            response.raise_for_status()
+            import httpx2
+
+            # The URL's query may be a signature: the error names the URL without it, and
+            # chains nothing that holds it.
+            with translate_refusals(httpx2.HTTPStatusError, _download_refused):
+                response = await self._loaded_clients().downloads.get(
+                    item.url, timeout=self.timeout
+                )
+                response.raise_for_status()
             return EncodedImage.received(response.content, declared)
         raise UnexpectedResponseError("OpenAI returned an image with neither b64_json nor a url.")
+
+
+def _is_image(item: Any, image_class: type[Image]) -> bool:
+    """Whether `item` is an Images API image: the SDK builds replies without checking them."""
+    return isinstance(item, image_class) and all(
+        isinstance(value, str | None) for value in (item.b64_json, item.url, item.revised_prompt)
+    )
+
+
+def _download_refused(exc: httpx2.HTTPStatusError) -> RequestRefusedError:
+    status = exc.response.status_code
+    return RequestRefusedError(
+        f"Downloading an image OpenAI sent as a URL failed: {_endpoint(exc.request.url)} "
+        f"answered {status} {exc.response.reason_phrase}.",
+        status_code=status,
+        retry_after=retry_after_of(exc),
+    )
 
 
 def _endpoint(url: httpx2.URL) -> str:
@@ -349,10 +375,14 @@ async def _all(calls: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
     """Run the calls concurrently; on the first failure cancel the rest and raise it as is."""
     import asyncio  # here, not at the top: discovery imports this module, asyncio costs ~20 ms
 
+    first: BaseException | None = None
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(call) for call in calls]
     except BaseExceptionGroup as failures:
         # The engine classifies one failure for retries; a group would hide its kind.
-        raise failures.exceptions[0] from None
+        first = failures.exceptions[0]
+    if first is not None:
+        # Raised outside the handler, so the group is not its __context__ either.
+        raise first
     return [task.result() for task in tasks]
