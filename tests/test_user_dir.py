@@ -11,6 +11,7 @@ import platformdirs
 import pytest
 from click.testing import CliRunner, Result
 
+import imgen
 from imgen.cli import main
 from imgen.user_dir import user_files
 
@@ -199,6 +200,41 @@ def test_batch_without_a_model_uses_the_default(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()
     assert [json.loads(line)["model"] for line in lines] == ["fake:fake-v1"] * 2
+
+
+@pytest.mark.parametrize("default", [None, "fake-async"])
+@pytest.mark.parametrize("word", ["fake:other", "openai:dall-e-3", "model.yaml"])
+def test_a_lone_model_is_a_missing_prompt_not_a_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default: str | None, word: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    imgen.get_model("fake").save("model.yaml")
+    if default:
+        invoke("models", "default", default)
+
+    result = invoke("generate", word)
+
+    assert result.exit_code == 2, result.output
+    assert f"Missing argument 'PROMPT...': {word!r} names the model" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("default", "exit_code", "message"),
+    [
+        (None, 2, "Missing argument 'PROMPT...': 'fake' names the model"),
+        ("fake-async", 0, ""),  # with a default, a lone word is a prompt, a backend's name too
+    ],
+)
+def test_a_lone_backend_name_is_a_model_only_without_a_default(
+    tmp_path: Path, default: str | None, exit_code: int, message: str
+) -> None:
+    if default:
+        invoke("models", "default", default)
+    result = invoke("generate", "fake", "-o", str(tmp_path))
+    assert result.exit_code == exit_code, result.output
+    assert message in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ([] if message else ["fake-0.png"])
 
 
 def test_missing_arguments_are_usage_errors() -> None:

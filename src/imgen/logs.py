@@ -145,9 +145,10 @@ class LogEntry:
         generation_kwargs: The generation kwargs the model used.
         num_generations: Images per prompt.
         fields: The model's other fields, as `model.dump()` gives them: no secret.
-        seeds: The seed of each image in `outputs`, None where the backend reported none.
+        seeds: The seed of each image in `outputs`, None where the backend reported none;
+            for a batch, its job seed (every image's seed derives from it), if it has one.
         outputs: The images written by `imgen generate`; the dataset folder of a batch.
-        input: The prompts file of a batch.
+        input: The prompts file of a batch (absolute when a local file; `-` for stdin).
         summary: The summary a batch printed.
         duration_s: Seconds from start to end, model loading included.
         outcome: `ok`, `failed` or `interrupted`.
@@ -264,7 +265,8 @@ class LogDatabase:
         Args:
             limit: At most this many (the latest); None for all.
             model: Keep only entries of these models or backends, if given.
-            query: Keep only entries whose prompts, input or error hold every word of it.
+            query: Keep only entries whose prompts, input or error hold every word of it, or
+                a word it begins.
         """
         conditions: list[str] = []
         parameters: dict[str, Any] = {}
@@ -298,8 +300,10 @@ class LogDatabase:
 
 
 def _literal_words(text: str) -> str:
-    """An FTS5 query matching every word of `text` as typed: no operator, no syntax error."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+    """An FTS5 query matching every word of `text` as typed, or a word it begins (`fox` finds
+    `foxes`): no operator, no syntax error.
+    """
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in text.split())
 
 
 def _entry_of(row: sqlite3.Row) -> LogEntry:
