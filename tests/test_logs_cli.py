@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -349,6 +350,19 @@ def test_a_damaged_log_database_stops_generate_before_any_work(
         assert f"`mv {database} {database}.bak`" in message
     assert sorted(path.name for path in tmp_path.iterdir()) == ["prompts.txt"]
     assert invoke("generate", "fake", "a fox", "-o", str(tmp_path), "--no-log").exit_code == 0
+
+
+def test_a_log_database_without_its_tables_stops_generate_before_any_work(
+    _private_user_dir: Path, tmp_path: Path
+) -> None:
+    with contextlib.closing(sqlite3.connect(_private_user_dir / "logs.db")) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    for args in (["generate", "fake", "a fox", "-o", str(tmp_path)], ["logs", "status"]):
+        result = invoke(*args)
+        assert "cannot be used: no entries table" in one_line_error(result, 2)
+        assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_log_database_from_a_newer_imgen_is_refused(_private_user_dir: Path) -> None:

@@ -187,8 +187,9 @@ def logs_status() -> None:
     from imgen.logs import LogDatabase
 
     path = user_files().logs
-    click.echo(f"Logging is {'on' if logging_enabled() else 'off'}.")
-    database = LogDatabase.open(path, create=False)
+    enabled = logging_enabled()
+    database = LogDatabase.open(path, create=False)  # a damaged one fails before any line
+    click.echo(f"Logging is {'on' if enabled else 'off'}.")
     if database is None:
         click.echo(f"Database: {path} (not created yet)")
         return

@@ -14,7 +14,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +220,7 @@ class LogDatabase:
             raise _unwritable(path, exc) from None
         try:
             _migrate(connection)
+            _check_tables(connection)
         except sqlite3.Error as exc:
             connection.close()
             if _is_unwritable(exc):
@@ -338,6 +339,23 @@ def _migrate(connection: sqlite3.Connection) -> None:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
+
+
+def _check_tables(connection: sqlite3.Connection) -> None:
+    """Fail now, before the command works, if the tables are not those of the schema.
+
+    A file that says it is at the current version but lacks a table or a column would
+    otherwise fail only when the finished command stores its entry.
+
+    Raises:
+        ConfigurationError: A table or a column is missing (the reason, for the message).
+    """
+    found = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
+    missing = sorted({column.name for column in fields(LogEntry)} - found)
+    if missing:
+        what = "no entries table" if not found else f"its entries table lacks {missing[0]!r}"
+        raise ConfigurationError(f"{what}, which schema version {SCHEMA_VERSION} has")
+    connection.execute("SELECT rowid FROM entries_search LIMIT 0")
 
 
 def _version(connection: sqlite3.Connection) -> int:
