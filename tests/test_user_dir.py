@@ -191,6 +191,26 @@ def test_no_model_and_no_default_is_one_clear_error(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.txt"]
 
 
+@pytest.mark.parametrize("source", ["IMGEN_MODEL", "stored"])
+def test_a_default_model_that_does_not_resolve_says_where_it_comes_from(
+    _private_user_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    config = _private_user_dir / "config.json"
+    if source == "IMGEN_MODEL":
+        monkeypatch.setenv("IMGEN_MODEL", "fak")
+        hint = "(The model comes from IMGEN_MODEL: fix or unset it.)"
+    else:  # stored while its plugin was installed
+        config.write_text('{"default_model": "fak"}')
+        hint = f"(The model is the default stored in {config}: change it with `imgen models"
+    (tmp_path / "prompts.txt").write_text("a fox\n")
+
+    for args in (["generate", "a fox"], ["batch", str(tmp_path / "prompts.txt")]):
+        message = one_line_error(invoke(*args, "-o", str(tmp_path / "out")), 2)
+        assert "Unknown backend 'fak'. Did you mean 'fake'?" in message and hint in message
+    named = one_line_error(invoke("generate", "fak", "a fox", "-o", str(tmp_path / "out")), 2)
+    assert "(The model" not in named  # the command line named it: no hint
+
+
 def test_batch_without_a_model_uses_the_default(tmp_path: Path) -> None:
     (tmp_path / "prompts.txt").write_text("a fox\na cat\n")
     invoke("models", "default", "fake")

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 import imgen
-from imgen.cli_options import UserError, is_config_path
+from imgen.cli_options import UserError, is_config_path, note_default_model
 from imgen.command_log import current_log
 from imgen.errors import BackendConflictError, PluginLoadError, UnknownBackendError, did_you_mean
 from imgen.keys import key_names, remove_key, secret_field_of, set_key
@@ -114,6 +114,7 @@ def _default_or_fail(usage: str) -> str:
         raise UserError(
             f"No model given, and no default model: name one ({usage}), or {HOW_TO_SET_DEFAULT}."
         )
+    note_default_model(chosen.source)
     return chosen.model
 
 
