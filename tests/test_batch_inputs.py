@@ -57,6 +57,15 @@ def test_jsonl_carries_other_fields_and_reports_bad_lines_by_number(tmp_path: Pa
     assert source.columns == ["id", "tags"]
 
 
+def test_a_json_error_reads_as_one_sentence(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "p.jsonl", '{"prompt": "a\tfox"}', "{not json")
+    reasons = [bad.reason for bad in read_prompts(path).bad_rows]
+    assert reasons == [
+        "not valid JSON (Invalid control character at column 14)",
+        "not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+    ]
+
+
 def test_jsonl_takes_the_prompt_from_the_chosen_column(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "p.jsonl", {"text": "a fox", "prompt": "ignored"}, {"x": 1})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -174,6 +175,38 @@ def test_a_damaged_file_is_one_error_naming_it_and_the_fix(tmp_path: Path, conte
     assert message.startswith(f"The imgen log database {path} cannot be used: ")
     assert f"move it aside (`mv {path} {path}.bak`)" in message
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("statements", "reason"),
+    [
+        ([f"PRAGMA user_version = {SCHEMA_VERSION}"], "no entries table"),
+        (
+            [
+                "CREATE TABLE entries (id INTEGER PRIMARY KEY)",
+                f"PRAGMA user_version = {SCHEMA_VERSION}",
+            ],
+            "its entries table lacks 'backend'",
+        ),
+        (
+            [*VERSION_1, f"PRAGMA user_version = {SCHEMA_VERSION}"],
+            "no such table: entries_search",
+        ),
+    ],
+)
+def test_tables_unlike_the_schema_version_are_refused_at_open(
+    tmp_path: Path, statements: list[str], reason: str
+) -> None:
+    path = tmp_path / "logs.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        for statement in statements:
+            connection.execute(statement)
+        connection.commit()
+
+    with pytest.raises(ConfigurationError) as raised:
+        LogDatabase.open(path)
+
+    assert str(raised.value).startswith(f"The imgen log database {path} cannot be used: {reason}")
 
 
 def test_an_empty_file_becomes_a_database(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -137,6 +138,38 @@ def test_batch_logs_one_entry_with_its_summary(tmp_path: Path) -> None:
     assert failed["summary"]["rows_failed"] == 3
 
 
+def test_a_batch_logs_its_job_seed_and_its_prompts_file_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("prompts.txt").write_text("a fox\n")
+    seeded = invoke("batch", "fake", "prompts.txt", "-o", "out", "--json")
+    unseeded = invoke("batch", "openai", "prompts.txt", "-o", "none", "-O", "api_key=sk-x")
+
+    entry, no_seed = logged()
+
+    assert entry["seeds"] == [json.loads(seeded.stdout)["seed"]]  # beside the dataset it seeded
+    assert entry["input"] == str(tmp_path / "prompts.txt")
+    assert f"  seed:    {entry['seeds'][0]} (the job seed)\n" in invoke("logs").stdout
+    assert unseeded.exit_code == 1 and no_seed["seeds"] == []  # openai takes no seed
+
+
+def test_a_run_whose_model_cannot_be_built_is_found_by_its_backend(tmp_path: Path) -> None:
+    invoke("generate", "dall-e-3", "a fox", "-O", "nosuch=1", "-o", str(tmp_path))
+    invoke("generate", "fake", "a cat", "-p", "sed=1", "-o", str(tmp_path))
+
+    [aliased] = json.loads(invoke("logs", "-m", "openai", "--json").stdout)
+    [misspelled] = json.loads(invoke("logs", "-m", "fake", "--json").stdout)
+
+    assert (aliased["backend"], aliased["model"], aliased["outcome"]) == (
+        "openai",
+        "dall-e-3",
+        "failed",
+    )
+    assert "unknown field 'nosuch'" in aliased["error"]
+    assert (misspelled["backend"], misspelled["prompts"]) == ("fake", ["a cat"])
+
+
 def test_an_interrupted_batch_is_logged_as_such(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"prompt {i}\n" for i in range(200)))
@@ -228,6 +261,9 @@ def test_logs_shows_the_latest_entries_oldest_first(history: Path) -> None:
         (["-q", "red", "-n", "1"], [3]),
         (["-q", "red", "--model", "fake"], [1]),
         (["-q", "zebra"], []),
+        (["-q", "whal pand"], []),  # every word
+        (["-q", "whal"], [2]),  # a word's beginning finds it
+        (["-q", "ed"], []),  # never its middle
     ],
 )
 def test_logs_filters(history: Path, args: list[str], ids: list[int]) -> None:
@@ -249,6 +285,18 @@ def test_logs_model_filter_resolves_aliases(tmp_path: Path) -> None:
     finally:
         imgen.unregister_backend("aliased-fake")
     assert [entry["model"] for entry in found] == ["aliased-fake:tiny-v1"]
+
+
+def test_logs_with_damaged_settings_shows_no_entry_before_the_error(
+    _private_user_dir: Path, tmp_path: Path
+) -> None:
+    invoke("generate", "fake", "a fox", "-o", str(tmp_path))
+    (_private_user_dir / "config.json").write_text("{")
+
+    result = invoke("logs")
+
+    assert result.stdout == ""
+    assert "The imgen settings file" in one_line_error(result, 2)
 
 
 def test_logs_status_and_an_empty_log(_private_user_dir: Path, tmp_path: Path) -> None:
@@ -304,6 +352,19 @@ def test_a_damaged_log_database_stops_generate_before_any_work(
     assert invoke("generate", "fake", "a fox", "-o", str(tmp_path), "--no-log").exit_code == 0
 
 
+def test_a_log_database_without_its_tables_stops_generate_before_any_work(
+    _private_user_dir: Path, tmp_path: Path
+) -> None:
+    with contextlib.closing(sqlite3.connect(_private_user_dir / "logs.db")) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    for args in (["generate", "fake", "a fox", "-o", str(tmp_path)], ["logs", "status"]):
+        result = invoke(*args)
+        assert "cannot be used: no entries table" in one_line_error(result, 2)
+        assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_log_database_from_a_newer_imgen_is_refused(_private_user_dir: Path) -> None:
     with sqlite3.connect(_private_user_dir / "logs.db") as connection:
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -324,7 +385,8 @@ def test_a_user_dir_that_cannot_be_created_degrades_to_a_warning(
     assert result.stderr == (
         f"Warning: The log database {blocker / 'imgen' / 'logs.db'} cannot be written: Not a "
         "directory. This run is not logged: make the folder writable, set IMGEN_USER_DIR to "
-        "a writable folder, or turn logging off with `imgen logs off`.\n"
+        "a writable folder, or turn logging off (--no-log for one run, `imgen logs off` for "
+        "all).\n"
     )
 
 

@@ -11,6 +11,7 @@ import platformdirs
 import pytest
 from click.testing import CliRunner, Result
 
+import imgen
 from imgen.cli import main
 from imgen.user_dir import user_files
 
@@ -190,6 +191,26 @@ def test_no_model_and_no_default_is_one_clear_error(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts.txt"]
 
 
+@pytest.mark.parametrize("source", ["IMGEN_MODEL", "stored"])
+def test_a_default_model_that_does_not_resolve_says_where_it_comes_from(
+    _private_user_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    config = _private_user_dir / "config.json"
+    if source == "IMGEN_MODEL":
+        monkeypatch.setenv("IMGEN_MODEL", "fak")
+        hint = "(The model comes from IMGEN_MODEL: fix or unset it.)"
+    else:  # stored while its plugin was installed
+        config.write_text('{"default_model": "fak"}')
+        hint = f"(The model is the default stored in {config}: change it with `imgen models"
+    (tmp_path / "prompts.txt").write_text("a fox\n")
+
+    for args in (["generate", "a fox"], ["batch", str(tmp_path / "prompts.txt")]):
+        message = one_line_error(invoke(*args, "-o", str(tmp_path / "out")), 2)
+        assert "Unknown backend 'fak'. Did you mean 'fake'?" in message and hint in message
+    named = one_line_error(invoke("generate", "fak", "a fox", "-o", str(tmp_path / "out")), 2)
+    assert "(The model" not in named  # the command line named it: no hint
+
+
 def test_batch_without_a_model_uses_the_default(tmp_path: Path) -> None:
     (tmp_path / "prompts.txt").write_text("a fox\na cat\n")
     invoke("models", "default", "fake")
@@ -199,6 +220,41 @@ def test_batch_without_a_model_uses_the_default(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()
     assert [json.loads(line)["model"] for line in lines] == ["fake:fake-v1"] * 2
+
+
+@pytest.mark.parametrize("default", [None, "fake-async"])
+@pytest.mark.parametrize("word", ["fake:other", "openai:dall-e-3", "model.yaml"])
+def test_a_lone_model_is_a_missing_prompt_not_a_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default: str | None, word: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    imgen.get_model("fake").save("model.yaml")
+    if default:
+        invoke("models", "default", default)
+
+    result = invoke("generate", word)
+
+    assert result.exit_code == 2, result.output
+    assert f"Missing argument 'PROMPT...': {word!r} names the model" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("default", "exit_code", "message"),
+    [
+        (None, 2, "Missing argument 'PROMPT...': 'fake' names the model"),
+        ("fake-async", 0, ""),  # with a default, a lone word is a prompt, a backend's name too
+    ],
+)
+def test_a_lone_backend_name_is_a_model_only_without_a_default(
+    tmp_path: Path, default: str | None, exit_code: int, message: str
+) -> None:
+    if default:
+        invoke("models", "default", default)
+    result = invoke("generate", "fake", "-o", str(tmp_path))
+    assert result.exit_code == exit_code, result.output
+    assert message in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ([] if message else ["fake-0.png"])
 
 
 def test_missing_arguments_are_usage_errors() -> None:

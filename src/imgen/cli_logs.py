@@ -87,6 +87,7 @@ def _echo_entry(entry: dict[str, Any]) -> None:
         details.append(("input", entry["input"]))
     if entry["command"] == "batch":
         details += [("dataset", path) for path in entry["outputs"]]
+        details += [("seed", f"{seed} (the job seed)") for seed in entry["seeds"]]
     else:
         for path, seed in zip(entry["outputs"], entry["seeds"], strict=True):
             details.append(("image", path if seed is None else f"{path}  (seed {seed})"))
@@ -132,7 +133,8 @@ def _canonical_models(names: tuple[str, ...]) -> list[str]:
     "-q",
     "--query",
     metavar="TEXT",
-    help="Only entries whose prompts, prompts file or error hold every word of TEXT.",
+    help="Only entries whose prompts, prompts file or error hold every word of TEXT (or a "
+    "word it begins: `fox` finds `foxes`).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_context
@@ -149,6 +151,7 @@ def logs(
         return
     from imgen.logs import LogDatabase
 
+    enabled = logging_enabled()  # a damaged settings file fails before any entry is shown
     database = LogDatabase.open(user_files().logs, create=False)
     entries = []
     if database is not None:
@@ -162,7 +165,7 @@ def logs(
     else:
         for entry in entries:
             _echo_entry(entry)
-    if not logging_enabled():
+    if not enabled:
         click.echo("Logging is off: `imgen logs on` turns it back on.", err=True)
 
 
@@ -184,8 +187,9 @@ def logs_status() -> None:
     from imgen.logs import LogDatabase
 
     path = user_files().logs
-    click.echo(f"Logging is {'on' if logging_enabled() else 'off'}.")
-    database = LogDatabase.open(path, create=False)
+    enabled = logging_enabled()
+    database = LogDatabase.open(path, create=False)  # a damaged one fails before any line
+    click.echo(f"Logging is {'on' if enabled else 'off'}.")
     if database is None:
         click.echo(f"Database: {path} (not created yet)")
         return

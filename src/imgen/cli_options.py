@@ -37,6 +37,7 @@ from imgen.errors import (
 from imgen.runtime_parameters import secret_values
 from imgen.serialization import SUFFIXES, read_config
 from imgen.signals import exit_code, signal_name, signal_of, stop_on_signals
+from imgen.user_config import MODEL_ENV_VAR
 
 if TYPE_CHECKING:
     from imgen.base import ImageGenerationModel
@@ -52,6 +53,7 @@ __all__ = [
     "build_model",
     "error_line",
     "is_config_path",
+    "note_default_model",
     "parse_value",
     "set_debug",
 ]
@@ -59,6 +61,7 @@ __all__ = [
 # Errors a user fixes by changing the command line or the environment: exit code 2.
 _USER_ERRORS = (InvalidInputError, InvalidModelSpecError, ConfigurationError, UnknownBackendError)
 _DEBUG_KEY = "imgen.debug"
+_DEFAULT_SOURCE_KEY = "imgen.default_model_source"
 _SECRETS_KEY = "imgen.secrets"
 
 
@@ -204,11 +207,35 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def note_default_model(source: str) -> None:
+    """Note that the command runs the default model, and where it came from.
+
+    Args:
+        source: `IMGEN_MODEL`, or the path of the settings file that stores it.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_DEFAULT_SOURCE_KEY] = source
+
+
+def _default_model_hint(exc: BaseException, ctx: click.Context) -> str:
+    """Where the model that does not resolve came from, when the command line did not name it."""
+    source = ctx.meta.get(_DEFAULT_SOURCE_KEY)
+    if source is None or not isinstance(exc, UnknownBackendError | InvalidModelSpecError):
+        return ""
+    if source == MODEL_ENV_VAR:
+        return f" (The model comes from {MODEL_ENV_VAR}: fix or unset it.)"
+    return (
+        f" (The model is the default stored in {source}: change it with "
+        "`imgen models default MODEL`.)"
+    )
+
+
 def error_line(exc: BaseException, ctx: click.Context) -> str:
     """The one line a command prints for `exc`, known secrets masked (without `Error: `)."""
     if isinstance(exc, click.ClickException):
         return _masked(exc.format_message(), ctx)
-    return " ".join(_masked(_describe(exc), ctx).split())
+    return " ".join(_masked(_describe(exc) + _default_model_hint(exc, ctx), ctx).split())
 
 
 def _module_exists(name: str) -> bool:

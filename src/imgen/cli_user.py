@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 import imgen
-from imgen.cli_options import UserError, is_config_path
+from imgen.cli_options import UserError, is_config_path, note_default_model
 from imgen.command_log import current_log
 from imgen.errors import (
     BackendConflictError,
@@ -92,12 +92,35 @@ def _names_a_model(word: str) -> bool:
     return True
 
 
+def _surely_a_model(word: str, *, bare_names: bool) -> bool:
+    """Whether a lone word can only be MODEL: a spec of an installed backend, a config file,
+    or (with `bare_names`) an installed backend or alias name.
+
+    Such a word with no PROMPT after it is a forgotten prompt, not an image to draw of it.
+    """
+    if not word or any(char.isspace() for char in word):
+        return False
+    if is_config_path(word):
+        return Path(word).is_file()
+    backend, colon, model_id = word.partition(":")
+    if colon and not model_id:
+        return False
+    if not colon and not bare_names:
+        return False
+    try:
+        imgen.get_backend(backend)
+    except (UnknownBackendError, PluginLoadError, BackendConflictError):
+        return False
+    return True
+
+
 def _default_or_fail(usage: str) -> str:
     chosen = default_model()
     if chosen is None:
         raise UserError(
             f"No model given, and no default model: name one ({usage}), or {HOW_TO_SET_DEFAULT}."
         )
+    note_default_model(chosen.source)
     return chosen.model
 
 
@@ -106,14 +129,21 @@ def choose_generate_model(first: str | None, rest: list[str]) -> tuple[str, list
 
     The first word is MODEL when more words follow and it names a model, or when no default
     model is set; otherwise every word is a prompt for the default model (`IMGEN_MODEL`, else
-    the stored one).
+    the stored one). A lone word that can only be a model (`backend:model-id` of an installed
+    backend, a saved config file; without a default, a backend or alias name too) is a model
+    whose prompt was forgotten, not a prompt.
 
     Raises:
-        click.UsageError: No word at all.
+        click.UsageError: No word at all, or a lone model and no prompt.
         UserError: A single word and no default model.
     """
     if first is None:
         raise click.UsageError("Missing argument 'PROMPT...'.")
+    if not rest and _surely_a_model(first, bare_names=default_model() is None):
+        raise click.UsageError(
+            f"Missing argument 'PROMPT...': {first!r} names the model; give the prompts after "
+            f"it: imgen generate {first} PROMPT..."
+        )
     if rest and (_names_a_model(first) or default_model() is None):
         model, prompts = first, rest
     else:

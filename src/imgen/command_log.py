@@ -51,9 +51,17 @@ class CommandLog:
     def requested(
         self, model: str, *, prompts: list[str] | None = None, input: str | None = None
     ) -> None:
-        """Note the model as the user named it (or the default), and the prompts or input."""
+        """Note the model as the user named it (or the default), and the prompts or input.
+
+        A local prompts file is noted by its absolute path, found again from any folder. The
+        backend is noted already when the name resolves to one, so that a run whose model
+        cannot be built (a bad `-p` or `-O`) is still found by `imgen logs --model BACKEND`.
+        """
         self.entry.model = model
+        self.entry.backend = _backend_of(model)
         self.entry.prompts = list(prompts or [])
+        if input is not None and input != "-" and "://" not in input and Path(input).exists():
+            input = str(Path(input).absolute())
         self.entry.input = input
 
     def model_built(self, model: ImageGenerationModel) -> None:
@@ -77,6 +85,8 @@ class CommandLog:
         """Note the summary of a batch; it decides the outcome."""
         self.entry.summary = summary.to_dict()
         self.entry.outputs = [str(summary.output_dir)]  # absolute already, or a URL
+        # The job seed, beside the dataset it seeded: every image's seed derives from it.
+        self.entry.seeds = [summary.seed] if summary.seed is not None else []
         if summary.interrupted:
             self.entry.outcome, self.entry.error = "interrupted", "Interrupted."
         elif summary.rows_failed or summary.bad_rows:
@@ -115,6 +125,19 @@ class CommandLog:
             _warn_not_logged(str(exc))
         finally:
             database.close()
+
+
+def _backend_of(model: str) -> str | None:
+    """The backend a spec or alias names, if installed; None for a config file or an unknown."""
+    from imgen.serialization import SUFFIXES
+
+    name = model.partition(":")[0]
+    if not name or (":" not in model and Path(model).suffix.lower() in SUFFIXES):
+        return None
+    try:
+        return imgen.get_backend(name).backend_name
+    except Exception:  # unknown, broken or claimed twice: building the model says which
+        return None
 
 
 def current_log() -> CommandLog:
@@ -157,7 +180,8 @@ def start_log(command: str, *, enabled: bool) -> CommandLog:
 def _warn_not_logged(reason: str) -> None:
     warnings.warn(
         f"{reason} This run is not logged: make the folder writable, set {USER_DIR_ENV_VAR} "
-        "to a writable folder, or turn logging off with `imgen logs off`.",
+        "to a writable folder, or turn logging off (--no-log for one run, `imgen logs off` "
+        "for all).",
         UserDirWarning,
         stacklevel=2,
     )

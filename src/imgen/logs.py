@@ -14,7 +14,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +145,10 @@ class LogEntry:
         generation_kwargs: The generation kwargs the model used.
         num_generations: Images per prompt.
         fields: The model's other fields, as `model.dump()` gives them: no secret.
-        seeds: The seed of each image in `outputs`, None where the backend reported none.
+        seeds: The seed of each image in `outputs`, None where the backend reported none;
+            for a batch, its job seed (every image's seed derives from it), if it has one.
         outputs: The images written by `imgen generate`; the dataset folder of a batch.
-        input: The prompts file of a batch.
+        input: The prompts file of a batch (absolute when a local file; `-` for stdin).
         summary: The summary a batch printed.
         duration_s: Seconds from start to end, model loading included.
         outcome: `ok`, `failed` or `interrupted`.
@@ -219,6 +220,7 @@ class LogDatabase:
             raise _unwritable(path, exc) from None
         try:
             _migrate(connection)
+            _check_tables(connection)
         except sqlite3.Error as exc:
             connection.close()
             if _is_unwritable(exc):
@@ -264,7 +266,8 @@ class LogDatabase:
         Args:
             limit: At most this many (the latest); None for all.
             model: Keep only entries of these models or backends, if given.
-            query: Keep only entries whose prompts, input or error hold every word of it.
+            query: Keep only entries whose prompts, input or error hold every word of it, or
+                a word it begins.
         """
         conditions: list[str] = []
         parameters: dict[str, Any] = {}
@@ -298,8 +301,10 @@ class LogDatabase:
 
 
 def _literal_words(text: str) -> str:
-    """An FTS5 query matching every word of `text` as typed: no operator, no syntax error."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+    """An FTS5 query matching every word of `text` as typed, or a word it begins (`fox` finds
+    `foxes`): no operator, no syntax error.
+    """
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in text.split())
 
 
 def _entry_of(row: sqlite3.Row) -> LogEntry:
@@ -334,6 +339,23 @@ def _migrate(connection: sqlite3.Connection) -> None:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
+
+
+def _check_tables(connection: sqlite3.Connection) -> None:
+    """Fail now, before the command works, if the tables are not those of the schema.
+
+    A file that says it is at the current version but lacks a table or a column would
+    otherwise fail only when the finished command stores its entry.
+
+    Raises:
+        ConfigurationError: A table or a column is missing (the reason, for the message).
+    """
+    found = {row[1] for row in connection.execute("PRAGMA table_info(entries)")}
+    missing = sorted({column.name for column in fields(LogEntry)} - found)
+    if missing:
+        what = "no entries table" if not found else f"its entries table lacks {missing[0]!r}"
+        raise ConfigurationError(f"{what}, which schema version {SCHEMA_VERSION} has")
+    connection.execute("SELECT rowid FROM entries_search LIMIT 0")
 
 
 def _version(connection: sqlite3.Connection) -> int:

@@ -548,6 +548,30 @@ def test_a_stored_key_is_used_when_the_environment_has_none(
     assert "sk-stored" not in repr(model) + json.dumps(model.dump())
 
 
+def test_imgen_keys_set_then_generate_sends_the_stored_key(
+    api: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from imgen.cli import main
+
+    def cli(*args: str, input: str | None = None) -> str:
+        result = CliRunner().invoke(main, list(args), input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("keys", "set", "openai", input="sk-stored-by-cli\n")  # stdin, not a terminal
+    monkeypatch.setenv("OPENAI_BASE_URL", api.base_url)
+    generate = ("generate", "openai:gpt-image-1", "a red fox", "-o", str(tmp_path), "--json")
+    shown = cli(*generate)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")  # the environment comes first
+    shown += cli(*generate) + cli("logs", "--json") + cli("keys", "list")
+
+    sent = [request.headers["authorization"] for request in api.generations]
+    assert sent == ["Bearer sk-stored-by-cli", "Bearer sk-from-env"]
+    assert "sk-stored-by-cli" not in shown
+
+
 def test_key_never_leaks(
     make_model: MakeModel,
     api: Any,

@@ -266,7 +266,9 @@ def _read_jsonl(text: _Text, column: str) -> tuple[PromptSource, list[str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            source.add(BadRow(number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            # Some of json's messages end in " at" ("Invalid control character at").
+            problem = exc.msg.removesuffix(" at")
+            source.add(BadRow(number, f"not valid JSON ({problem} at column {exc.colno})"))
             continue
         if not isinstance(record, dict):
             source.add(BadRow(number, f"not a JSON object but a {type(record).__name__}"))
