@@ -358,3 +358,23 @@ def test_types_that_hold_plain_text(annotation: Any, plain: bool) -> None:
 def test_strict_base64(text: Any, problem: str | None) -> None:
     found = base64_problem(text)
     assert found == problem if problem is None else problem in (found or "")
+
+
+def test_a_backend_no_plugin_provides_is_named_with_the_fix() -> None:
+    from typing import ClassVar
+
+    from imgen.registry import Registry
+    from imgen.testing import FakeImageGeneration
+    from imgen.testing.inspection import info_for
+
+    class Unpackaged(FakeImageGeneration):
+        backend_name: ClassVar[str] = "unpackaged-xyz"
+
+    class OwnFake(FakeImageGeneration):
+        """Not the class the `fake` entry point registers."""
+
+    with pytest.raises(AssertionError, match=r"No installed plugin provides .*pip install -e \."):
+        info_for(Registry(), Unpackaged)
+    with pytest.raises(AssertionError, match=r"'fake' is imgen\.testing\.fake:Fake.*, not "):
+        info_for(Registry(), OwnFake)
+    assert info_for(Registry(), FakeImageGeneration).name == "fake"
