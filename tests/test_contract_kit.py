@@ -239,6 +239,41 @@ def test_a_class_scoped_model_loads_once_and_is_left_as_it_was(
     assert loads.read_text() == "loaded\n"
 
 
+def test_model_and_server_fixtures_of_the_module_serve_the_kit(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """Module-level fixtures, of module scope, are the kit's: it defines none to shadow them."""
+    loads = tmp_path / "loads.txt"
+    contract = f"""
+    from pathlib import Path
+
+    @pytest.fixture(scope="module")
+    def local_server(server_of_the_module):
+        return server_of_the_module
+
+    @pytest.fixture(scope="module")
+    def server_of_the_module():
+        with LocalServer() as running:
+            running.route("POST", "/v1/images", lambda request: Reply.json({{}}))
+            yield running
+
+    @pytest.fixture(scope="module")
+    def model(local_server):
+        with HttpBackend(base_url=local_server.url) as model:
+            with Path({str(loads)!r}).open("a") as log:
+                log.write("loaded\\n")
+            yield model
+
+    class TestKit(BackendContract):
+        pass
+    """
+    checks = "test_output_contract or test_empty_batch or " + ASYNC_CHECKS
+    result = run_kit(pytester, contract, "-k", checks)
+    # The request count ran against the module's server: nothing skipped.
+    result.assert_outcomes(passed=6)
+    assert loads.read_text() == "loaded\n"
+
+
 def test_checks_that_do_not_apply_skip_with_their_reason(pytester: pytest.Pytester) -> None:
     contract = """
     from imgen.testing import FakeImageGeneration
@@ -323,3 +358,23 @@ def test_types_that_hold_plain_text(annotation: Any, plain: bool) -> None:
 def test_strict_base64(text: Any, problem: str | None) -> None:
     found = base64_problem(text)
     assert found == problem if problem is None else problem in (found or "")
+
+
+def test_a_backend_no_plugin_provides_is_named_with_the_fix() -> None:
+    from typing import ClassVar
+
+    from imgen.registry import Registry
+    from imgen.testing import FakeImageGeneration
+    from imgen.testing.inspection import info_for
+
+    class Unpackaged(FakeImageGeneration):
+        backend_name: ClassVar[str] = "unpackaged-xyz"
+
+    class OwnFake(FakeImageGeneration):
+        """Not the class the `fake` entry point registers."""
+
+    with pytest.raises(AssertionError, match=r"No installed plugin provides .*pip install -e \."):
+        info_for(Registry(), Unpackaged)
+    with pytest.raises(AssertionError, match=r"'fake' is imgen\.testing\.fake:Fake.*, not "):
+        info_for(Registry(), OwnFake)
+    assert info_for(Registry(), FakeImageGeneration).name == "fake"

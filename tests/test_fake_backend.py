@@ -83,3 +83,33 @@ def test_compression_fields_change_the_bytes_not_the_pixels() -> None:
 def test_bad_encoding_fields_are_named(fields: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         FakeImageGeneration(**fields)
+
+
+def test_sync_fake_encodes_off_the_generation_thread_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pixels are encoded on worker threads, as a local pipeline's are; the order is kept."""
+    import threading
+
+    from imgen.images import ImageEncoding
+
+    threads: set[str] = set()
+    real_encode = ImageEncoding.encode
+
+    def recording_encode(self: ImageEncoding, image: object) -> object:
+        threads.add(threading.current_thread().name)
+        return real_encode(self, image)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ImageEncoding, "encode", recording_encode)
+    prompts = [f"prompt {i}" for i in range(6)]
+    with FakeImageGeneration(width=24, height=24) as model:
+        outputs = model.generate_outputs(prompts, 3, seed=[10 * i for i in range(6)])
+    assert threads and threading.current_thread().name not in threads
+    monkeypatch.undo()
+    # Each prompt made alone gives the same images: none was swapped with another.
+    for i, prompt in enumerate(prompts):
+        [[alone]] = FakeImageGeneration(width=24, height=24).generate_outputs(
+            [prompt], 3, seed=10 * i
+        )
+        assert outputs[i] == [alone]
+        assert alone["seeds"] == [10 * i, 10 * i + 1, 10 * i + 2]

@@ -16,8 +16,9 @@ documented, that no private name of imgen's is redefined, that bad input is reje
 any work, and, for async backends, that the engine's concurrency limit, retry count and
 cancellation hold. A check that does not apply to a backend skips with the reason.
 
-The `model` fixture may have any scope. The kit never leaves a model changed: what a check
-sets for its own use is set back before it ends, so one model can serve the whole class.
+The `model` fixture may have any scope, and live in the subclass, the test module or a
+conftest.py (the kit defines none to shadow it). The kit never leaves a model changed: what a
+check sets for its own use is set back before it ends, so one model can serve the whole class.
 """
 
 from __future__ import annotations
@@ -71,9 +72,15 @@ __all__ = ["CREDENTIAL_WORDS", "BackendContract"]
 class BackendContract:
     """Subclass it and define a `model` fixture that yields a loaded model.
 
-    The fixture may be class- or module-scoped (`@pytest.fixture(scope="class")` above
-    `@classmethod`) so that an expensive backend loads once for the whole kit; every check
-    sets back what it changes on the model.
+    The fixture may be defined in the subclass (`@pytest.fixture(scope="class")` above
+    `@classmethod` for a class scope), or in the test module or a conftest.py (e.g.
+    `@pytest.fixture(scope="module")`): the kit defines no `model` of its own to shadow it.
+    With a class or module scope an expensive backend loads once for the whole kit; every
+    check sets back what it changes on the model.
+
+    A `local_server` fixture, defined the same ways, returns the `LocalServer` the model talks
+    to; the kit then also counts the HTTP requests it receives, which catches an SDK that
+    retries on its own. Without one, that check is skipped.
 
     Attributes:
         prompts: The prompts the contract generates for.
@@ -91,20 +98,6 @@ class BackendContract:
     generation_kwargs: ClassVar[dict[str, Any]] = {}
     non_secret_fields: ClassVar[frozenset[str]] = frozenset()
     allowed_imports: ClassVar[frozenset[str]] = frozenset()
-
-    @pytest.fixture
-    def model(self) -> ImageGenerationModel:
-        """Override: yield a loaded model of the backend under test."""
-        raise NotImplementedError("Define a `model` fixture that yields a loaded model.")
-
-    @pytest.fixture
-    def local_server(self) -> LocalServer | None:
-        """Override when `model` talks to a `LocalServer`: return that server.
-
-        The kit then also counts the HTTP requests the server receives, which catches an SDK
-        that retries on its own. None (the default) skips that check.
-        """
-        return None
 
     # -- the output contract ---------------------------------------------------------------
 
@@ -394,11 +387,12 @@ class BackendContract:
     def test_each_attempt_sends_one_request(
         self,
         model: ImageGenerationModel,
-        local_server: LocalServer | None,
+        request: pytest.FixtureRequest,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """With max_retries=2 and every answer a 503, the server sees exactly 3 requests."""
         model = async_only(model)
+        local_server = _local_server(request)
         if local_server is None:
             pytest.skip(
                 "no local_server fixture: return the LocalServer the model talks to from it, "
@@ -433,10 +427,11 @@ class BackendContract:
     def test_cancellation_leaves_no_task_running(
         self,
         model: ImageGenerationModel,
-        local_server: LocalServer | None,
+        request: pytest.FixtureRequest,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         model = async_only(model)
+        local_server = _local_server(request)
         running = InFlight()
         started = threading.Event()
 
@@ -485,6 +480,20 @@ def _generate(contract: BackendContract, model: ImageGenerationModel) -> list[li
     return model.generate_outputs(
         contract.prompts, num_generations=contract.num_generations, **contract.generation_kwargs
     )
+
+
+def _local_server(request: pytest.FixtureRequest) -> LocalServer | None:
+    """The `local_server` fixture's server, wherever it is defined; None when there is none."""
+    try:
+        server = request.getfixturevalue("local_server")
+    except pytest.FixtureLookupError:
+        return None
+    if server is not None and not isinstance(server, LocalServer):
+        raise TypeError(
+            f"The local_server fixture gave {type(server).__name__}; it must give the "
+            "imgen.testing.LocalServer the model talks to, or None."
+        )
+    return server
 
 
 def _distinct_prompts(contract: BackendContract, count: int) -> list[str]:

@@ -16,12 +16,12 @@ from pydantic import Field, PrivateAttr
 from imgen.base import AsyncImageGenerationModel, ImageGenerationModel
 from imgen.errors import RetryableError
 from imgen.images import (
+    BackgroundEncoder,
     EncodedImage,
     ImageEncoding,
     ImageEncodingFields,
     ImageFormat,
     images_output,
-    keep_or_encode,
     keep_or_encode_async,
 )
 from imgen.interrupts import CallInterrupter, CallWatch
@@ -90,8 +90,9 @@ class _FakeSettings(ImageEncodingFields):
 
     def _pixels(self, prompt: str, seed: int, watch: CallWatch | None = None) -> Image:
         if self.cpu_seconds:
-            deadline = time.process_time() + self.cpu_seconds
-            while time.process_time() < deadline:
+            # This thread's CPU time: encoding threads working meanwhile do not count.
+            deadline = time.thread_time() + self.cpu_seconds
+            while time.thread_time() < deadline:
                 pass
         if watch is not None:
             watch.check()
@@ -131,19 +132,21 @@ class FakeImageGeneration(_FakeSettings, ImageGenerationModel):
             One list per prompt holding {"images", "format", "seeds"}.
         """
         watch = self._interrupter.watch()
-        seeds = seed if isinstance(seed, list) else [seed] * len(inputs)
-        outputs = []
-        for prompt, first in zip(inputs, seeds, strict=True):
-            if self.latency:
-                watch.sleep(self.latency)
-            self._maybe_fail(prompt)
-            encoding = self.image_encoding(self.image_format)
-            images = [
-                keep_or_encode(self._pixels(prompt, first + k, watch), encoding)
-                for k in range(num_generations)
-            ]
-            outputs.append(self._output(images, first))
-        return outputs
+        firsts = seed if isinstance(seed, list) else [seed] * len(inputs)
+        # Pixels are encoded on worker threads while the next ones are made, as a local
+        # pipeline's backend does; the results keep the order they were submitted in.
+        with BackgroundEncoder(self.image_encoding(self.image_format)) as encoder:
+            for prompt, first in zip(inputs, firsts, strict=True):
+                if self.latency:
+                    watch.sleep(self.latency)
+                self._maybe_fail(prompt)
+                for k in range(num_generations):
+                    encoder.submit(self._pixels(prompt, first + k, watch))
+            images = encoder.results()
+        return [
+            self._output(images[i * num_generations : (i + 1) * num_generations], first)
+            for i, first in enumerate(firsts)
+        ]
 
 
 class AsyncFakeImageGeneration(_FakeSettings, AsyncImageGenerationModel):

@@ -144,7 +144,19 @@ def own_packages(distribution: str, cls: type[ImageGenerationModel]) -> set[str]
 
 
 def info_for(registry: Registry, cls: type[ImageGenerationModel]) -> imgen.BackendInfo:
+    """What the installed plugins report for `cls`; an AssertionError saying why not found."""
+    path = f"{cls.__module__}.{cls.__qualname__}"
     for info in registry.list_backends():
-        if info.name == cls.backend_name and info.class_path.endswith(cls.__qualname__):
+        if info.name != cls.backend_name:
+            continue
+        if info.class_path.endswith(cls.__qualname__):
             return info
-    raise AssertionError(f"{cls.backend_name} is not among the installed backends")
+        raise AssertionError(
+            f"The installed backend {cls.backend_name!r} is {info.class_path}, not {path}: "
+            "give the kit a model of the class the plugin registers."
+        )
+    raise AssertionError(
+        f"No installed plugin provides the backend {cls.backend_name!r} ({path}): install the "
+        "package whose imgen.plugins entry point registers it (pip install -e . while you "
+        "work on it). The kit resolves the backend by name, as users do."
+    )

@@ -26,6 +26,7 @@ import socket
 import struct
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -182,14 +183,15 @@ class LocalServer:
     exception. GET, POST, PUT, PATCH and DELETE are served; other methods get
     a 501 and are not recorded.
 
-    Subclasses may add attributes and methods of any name: the server keeps
-    its state in one name-mangled attribute and has no private methods to
-    override by accident.
+    Subclasses may add attributes and methods of any name: the server has no
+    private methods to override by accident, and keeps its state off the
+    instance, where no attribute a subclass sets can replace it.
     """
 
     def __init__(self) -> None:
         """Create a server; nothing is bound until :meth:`start`."""
-        self.__state = _ServerState()
+        _STATES[id(self)] = _ServerState()
+        weakref.finalize(self, _STATES.pop, id(self), None)
 
     @property
     def url(self) -> str:
@@ -198,7 +200,7 @@ class LocalServer:
         Raises:
             RuntimeError: If the server has not been started.
         """
-        httpd = self.__state.httpd
+        httpd = _state_of(self).httpd
         if httpd is None:
             raise RuntimeError("LocalServer is not started")
         host, port = httpd.server_address[:2]
@@ -211,14 +213,14 @@ class LocalServer:
         Requests answered by a scripted step (including :class:`Reset`) and
         requests that matched no route are included.
         """
-        state = self.__state
+        state = _state_of(self)
         with state.lock:
             return list(state.requests)
 
     @property
     def connections(self) -> int:
         """How many TCP connections the server has accepted so far."""
-        state = self.__state
+        state = _state_of(self)
         with state.lock:
             return state.connections
 
@@ -264,7 +266,7 @@ class LocalServer:
             ValueError: If the pattern is malformed (see :class:`PathPattern`).
         """
         pattern = PathPattern(path)
-        state = self.__state
+        state = _state_of(self)
         with state.lock:
             state.routes[(method.upper(), path)] = (pattern, handler)
 
@@ -285,7 +287,7 @@ class LocalServer:
             ValueError: If ``path`` is a malformed pattern.
         """
         pattern = PathPattern(path) if path is not None else None
-        state = self.__state
+        state = _state_of(self)
         with state.lock:
             state.scripts.setdefault(path, (pattern, deque()))[1].extend(steps)
 
@@ -295,7 +297,7 @@ class LocalServer:
         Returns:
             How many steps were dropped.
         """
-        state = self.__state
+        state = _state_of(self)
         with state.lock:
             dropped = sum(len(queue) for _, queue in state.scripts.values())
             state.scripts.clear()
@@ -310,7 +312,7 @@ class LocalServer:
         Raises:
             RuntimeError: If the server was already started.
         """
-        state = self.__state
+        state = _state_of(self)
         if state.httpd is not None:
             raise RuntimeError("LocalServer was already started")
         state.httpd = _HTTPServer(state)
@@ -329,7 +331,7 @@ class LocalServer:
         Returns promptly even while a :class:`Delay` is waiting. Stopping a
         server that is not running does nothing.
         """
-        state = self.__state
+        state = _state_of(self)
         if state.httpd is None or state.thread is None or state.stopping.is_set():
             return
         state.stopping.set()
@@ -358,6 +360,16 @@ class LocalServer:
     ) -> None:
         """Stop the server."""
         self.stop()
+
+
+def _state_of(server: LocalServer) -> _ServerState:
+    state = _STATES.get(id(server))
+    if state is None:
+        raise RuntimeError(
+            f"{type(server).__name__}.__init__ did not call LocalServer.__init__: add "
+            "super().__init__() to it."
+        )
+    return state
 
 
 _Route: TypeAlias = tuple[PathPattern, Handler]
@@ -441,6 +453,11 @@ class _ServerState:
         if anywhere and anywhere[1]:
             return anywhere[1].popleft()
         return None
+
+
+# Each server's state by id(server), dropped when the server is collected. Off the instance,
+# so a subclass may set attributes of any name (a mangled `__state` included) without harm.
+_STATES: dict[int, _ServerState] = {}
 
 
 class _HTTPServer(ThreadingHTTPServer):
