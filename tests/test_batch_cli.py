@@ -85,6 +85,7 @@ def test_a_bad_row_is_done_without_but_makes_the_exit_code_1(tmp_path: Path) -> 
 
     assert result.exit_code == 1, result.output  # errors.jsonl is not empty: not complete
     assert "2 rows done" in result.stdout
+    assert "Skipped 1 bad row of " in result.stdout
     assert_complete(tmp_path / "out", rows=[1, 3], num_generations=1)
     [error] = [
         json.loads(line) for line in (tmp_path / "out/errors.jsonl").read_text().splitlines()

@@ -205,7 +205,10 @@ def test_a_resumed_job_keeps_its_shard_size_and_refuses_another(
         InvalidInputError, match=r"shards cover 4 rows each, not 5 \(pass --shard-rows 4"
     ):
         parquet_job(FakeImageGeneration(), prompts, out, shard_rows=5)
-    with pytest.raises(InvalidInputError, match="it is a parquet dataset, not an imagefolder"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"it is a parquet dataset, not an imagefolder one \(pass --format parquet to resume",
+    ):
         run_batch(FakeImageGeneration(), prompts, out, generation_kwargs={"seed": 7})
 
 
@@ -264,7 +267,10 @@ def test_force_replaces_an_imagefolder_with_shards_and_back(tmp_path: Path, prom
     out = tmp_path / "out"
     run_batch(FakeImageGeneration(), prompts, out)
 
-    with pytest.raises(InvalidInputError, match="it is an imagefolder dataset, not a parquet"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"it is an imagefolder dataset, not a parquet one \(pass --format imagefolder",
+    ):
         parquet_job(FakeImageGeneration(), prompts, out)
     parquet_job(FakeImageGeneration(), prompts, out, shard_rows=5, force=True)
 

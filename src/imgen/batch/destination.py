@@ -141,8 +141,7 @@ class Destination:
         """Replace `name` with `data` in one step (see the module's docstring)."""
         with _translated(self, name):
             if self.local_root is not None:
-                target = self.local_root / name
-                target.parent.mkdir(parents=True, exist_ok=True)
+                target = self._local_file(name)
                 write_atomically(target, data)
                 sync_folder(target.parent)
             else:
@@ -179,9 +178,19 @@ class Destination:
         filesystem (so it is renamed into place), None (any temporary folder) otherwise."""
         if self.local_root is None:
             return None
-        folder = (self.local_root / name).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        return self._local_file(name).parent
+
+    def _local_file(self, name: str) -> Path:
+        """The local path of `name`, its subfolder made if needed; never the destination's own
+        folder, which `check_writable` made: one removed while the job runs stays removed, and
+        the write fails (FileNotFoundError), which stops the job instead of starting an empty
+        dataset behind the user's back."""
+        assert self.local_root is not None
+        folder = self.local_root
+        for part in Path(name).parent.parts:  # data/, made one level at a time from the root
+            folder = folder / part
+            folder.mkdir(exist_ok=True)
+        return self.local_root / name
 
     def sizes(self, folder: str) -> dict[str, int]:
         """The files of `folder` ("" for the destination itself) by relative name

@@ -134,7 +134,10 @@ class JobManifest:
         not change the images, and a job given no seed or shard size takes the recorded one.
         """
         if recorded.dataset_format != self.dataset_format:
-            return f"it is {_a(recorded.dataset_format)} dataset, not {_a(self.dataset_format)}"
+            return (
+                f"it is {_a(recorded.dataset_format)} dataset, not {_a(self.dataset_format)} one "
+                f"(pass --format {recorded.dataset_format} to resume it)"
+            )
         if self.shard_rows is not None and recorded.shard_rows != self.shard_rows:
             return (
                 f"its shards cover {recorded.shard_rows} rows each, not {self.shard_rows} (pass "

@@ -92,8 +92,9 @@ class BatchSummary:
             noun = row_noun(self.prompts)
             listed = "; ".join(f"{noun} {bad.row}: {bad.reason}" for bad in shown)
             more = len(self.bad_rows) - _BAD_ROWS_LISTED
+            rows = "row" if len(self.bad_rows) == 1 else "rows"
             lines.append(
-                f"Skipped {len(self.bad_rows)} bad rows of {self.prompts} ({listed}"
+                f"Skipped {len(self.bad_rows)} bad {rows} of {self.prompts} ({listed}"
                 + (f"; and {more} more" if more > 0 else "")
                 + ")."
             )
