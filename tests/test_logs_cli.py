@@ -445,7 +445,7 @@ def test_text_no_utf8_can_hold_is_logged_escaped(tmp_path: Path) -> None:
     batch_entry, generate_entry = logged()
     assert batch_entry["summary"]["rows_done"] == 1
     assert batch_entry["outcome"] == "failed"
-    assert batch_entry["error"].startswith("0 of 1 rows failed, 1 bad rows skipped; see ")
+    assert batch_entry["error"].startswith("0 of 1 rows failed, 1 bad row skipped; see ")
     assert generate_entry["prompts"] == ["a \\udcff fox"]
     assert "lone surrogate" in generate_entry["error"]
     shown = invoke("logs")

@@ -93,7 +93,11 @@ class CommandLog:
             self.entry.outcome = "failed"
             self.entry.error = (
                 f"{summary.rows_failed} of {summary.rows_total} rows failed"
-                + (f", {len(summary.bad_rows)} bad rows skipped" if summary.bad_rows else "")
+                + (
+                    f", {_count(len(summary.bad_rows), 'bad row')} skipped"
+                    if summary.bad_rows
+                    else ""
+                )
                 + f"; see {summary.errors_location}."
             )
 
@@ -185,3 +189,7 @@ def _warn_not_logged(reason: str) -> None:
         UserDirWarning,
         stacklevel=2,
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
