@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from imgen.testing.contract import BackendContract
+    from imgen.testing.exchanges import Delay, RecordedRequest, Reply, Reset
     from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
     from imgen.testing.leaks import exception_text
-    from imgen.testing.server import Delay, LocalServer, RecordedRequest, Reply, Reset
+    from imgen.testing.server import LocalServer
 
 __all__ = [
     "AsyncFakeImageGeneration",
@@ -32,10 +33,10 @@ _HOMES = {
     "FakeImageGeneration": "imgen.testing.fake",
     "AsyncFakeImageGeneration": "imgen.testing.fake",
     "LocalServer": "imgen.testing.server",
-    "RecordedRequest": "imgen.testing.server",
-    "Reply": "imgen.testing.server",
-    "Delay": "imgen.testing.server",
-    "Reset": "imgen.testing.server",
+    "RecordedRequest": "imgen.testing.exchanges",
+    "Reply": "imgen.testing.exchanges",
+    "Delay": "imgen.testing.exchanges",
+    "Reset": "imgen.testing.exchanges",
     "exception_text": "imgen.testing.leaks",
 }
 
