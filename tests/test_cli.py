@@ -508,3 +508,41 @@ def test_one_unwritable_image_does_not_keep_the_others_from_disk(tmp_path: Path)
     assert written == ["a-cat-0.png", "a-cat-1.png", "a-fox-0.png", "a-fox-1.png"]
     assert result.stdout.count("\n") == 4
     assert "2 image(s) could not be written; prompt 1, image 1:" in result.stderr
+
+
+# -- names the operating system refuses ---------------------------------------------------------
+
+# Longer than any file name a Linux filesystem takes (255 bytes): stat() fails with ENAMETOOLONG.
+TOO_LONG = "n" * 300
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["generate", "fake:x", "a fox", "-o", TOO_LONG], "Cannot create the output dir"),
+        (["batch", "fake:x", "PROMPTS", "-o", TOO_LONG], "Cannot create the output dir"),
+        (["batch", "fake:x", f"{TOO_LONG}.txt", "-o", "out"], "does not exist"),
+        (["generate", f"{TOO_LONG}.yaml", "a fox", "-o", "out"], "Cannot read config file"),
+        (["generate", f"fake:x:{TOO_LONG}.json", "a fox", "-o", "out"], ""),
+    ],
+    ids=["generate-output", "batch-output", "prompts-file", "config-file", "spec-like-config"],
+)
+def test_a_name_too_long_for_the_filesystem_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], fragment: str
+) -> None:
+    """stat() raises for such a name where it would say "missing": that was an OSError, exit 1."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMGEN_USER_DIR", str(tmp_path / "user"))
+    (tmp_path / "prompts.txt").write_text("a fox\n")
+    result = invoke(*(str(tmp_path / "prompts.txt") if arg == "PROMPTS" else arg for arg in args))
+    if fragment:
+        assert_one_line_error(result, 2, fragment, "n" * 50, "...")
+        assert "OSError" not in result.stderr
+    else:  # a model id that merely looks like a config path is a model id
+        assert result.exit_code == 0, result.output
+    assert TOO_LONG not in os.listdir(tmp_path)
+
+
+def test_a_config_path_holding_a_nul_is_a_configuration_error() -> None:
+    with pytest.raises(imgen.errors.ConfigurationError, match="embedded null"):
+        imgen.load_model("a\x00b.json")

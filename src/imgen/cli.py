@@ -42,7 +42,7 @@ from imgen.cli_stdin import expand_stdin_prompts
 from imgen.cli_user import choose_generate_model, keys, paths, plain_warnings
 from imgen.command_log import current_log
 from imgen.docstrings import parse_google_docstring
-from imgen.errors import GenerationError, InvalidInputError, InvalidOutputError
+from imgen.errors import GenerationError, InvalidInputError, InvalidOutputError, brief_repr
 from imgen.known_models import KnownModels, known_models
 from imgen.outputs import image_metadata
 from imgen.quiet import quiet_libraries
@@ -319,6 +319,17 @@ def _slug(prompt: str) -> str:
     return "-".join(words)[:_SLUG_LENGTH].strip("-") or "image"
 
 
+def _make_output_dir(directory: Path) -> None:
+    """Create the output dir before the model loads, so that a bad one costs no generation."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a read-only parent, a name too long
+        raise UserError(
+            f"Cannot create the output dir {brief_repr(str(directory))}: "
+            f"{exc.strerror or exc}. Choose another with -o."
+        ) from None
+
+
 def _write_new_image(b64: str, directory: Path, stem: str, first_index: int) -> tuple[Path, int]:
     """Write an image to `<stem>-<i>.<ext>` for the first free `i >= first_index`.
 
@@ -417,6 +428,7 @@ def generate(
     model, prompts = choose_generate_model(model, list(prompts))
     prompts = _check_prompts(prompts)
     current_log().requested(model, prompts=prompts)  # the prompts read from stdin, not `-`
+    _make_output_dir(output_dir)
     built = build_model(model, dict(fields), dict(generation_kwargs))
     spec = built.spec
     count = len(prompts) * num_generations

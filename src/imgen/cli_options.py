@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import imgen
+from imgen import local_paths
 from imgen.command_log import current_log
 from imgen.errors import (
     BackendConflictError,
@@ -148,7 +149,7 @@ def is_config_path(model: str) -> bool:
     """Whether MODEL names a saved model config (.json, .yaml, .yml) rather than a spec."""
     path = Path(model)
     # `backend:org/name.json` is a spec unless such a file exists.
-    return path.suffix.lower() in SUFFIXES and (":" not in model or path.exists())
+    return path.suffix.lower() in SUFFIXES and (":" not in model or local_paths.exists(path))
 
 
 def build_model(

@@ -17,12 +17,14 @@ from pathlib import Path
 import click
 
 import imgen
+from imgen import local_paths
 from imgen.cli_options import UserError, is_config_path, note_default_model
 from imgen.command_log import current_log
 from imgen.errors import (
     BackendConflictError,
     PluginLoadError,
     UnknownBackendError,
+    brief_repr,
     did_you_mean,
     raise_unchained,
 )
@@ -101,7 +103,7 @@ def _surely_a_model(word: str, *, bare_names: bool) -> bool:
     if not word or any(char.isspace() for char in word):
         return False
     if is_config_path(word):
-        return Path(word).is_file()
+        return local_paths.is_file(word)
     backend, colon, model_id = word.partition(":")
     if colon and not model_id:
         return False
@@ -141,7 +143,8 @@ def choose_generate_model(first: str | None, rest: list[str]) -> tuple[str, list
         raise click.UsageError("Missing argument 'PROMPT...'.")
     if not rest and _surely_a_model(first, bare_names=default_model() is None):
         raise click.UsageError(
-            f"Missing argument 'PROMPT...': {first!r} names the model; give the prompts after "
+            f"Missing argument 'PROMPT...': {brief_repr(first)} names the model; give the "
+            "prompts after "
             f"it: imgen generate {first} PROMPT..."
         )
     if rest and (_names_a_model(first) or default_model() is None):

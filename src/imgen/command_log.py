@@ -8,6 +8,7 @@ stored.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from datetime import UTC, datetime
@@ -60,8 +61,8 @@ class CommandLog:
         self.entry.model = model
         self.entry.backend = _backend_of(model)
         self.entry.prompts = list(prompts or [])
-        if input is not None and input != "-" and "://" not in input and Path(input).exists():
-            input = str(Path(input).absolute())
+        if input is not None and input != "-" and "://" not in input:
+            input = os.path.abspath(input)  # no filesystem access: any name is safe here
         self.entry.input = input
 
     def model_built(self, model: ImageGenerationModel) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel
 
+from imgen import local_paths
 from imgen.errors import ConfigurationError, InvalidInputError, brief_repr
 from imgen.runtime_parameters import is_secret_field
 
@@ -202,13 +203,6 @@ def _parse(text: str, fmt: str, origin: str) -> dict[str, Any]:
     return data
 
 
-def _is_file(text: str) -> bool:
-    try:
-        return Path(text).is_file()
-    except (OSError, ValueError):  # a name too long, a NUL character
-        return False
-
-
 def read_config(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
     """Read a JSON or YAML config file into a dict.
 
@@ -224,14 +218,15 @@ def read_config(path: str | os.PathLike[str], fmt: str | None = None) -> dict[st
         )
     try:
         text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(
-            f"Cannot read config file {brief_repr(str(source))}: {exc.strerror or exc}"
-        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
             f"Config file {brief_repr(str(source))} is not UTF-8 text (byte {exc.start}): "
             "save it as UTF-8."
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the name
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(
+            f"Cannot read config file {brief_repr(str(source))}: {reason}"
         ) from None
     return _parse(text, fmt, f"config file {brief_repr(str(source))}")
 
@@ -256,7 +251,8 @@ def load_model(source: Mapping[str, Any] | str | os.PathLike[str]) -> ImageGener
     if isinstance(source, Mapping):
         return ImageGenerationModel.from_dict(source)
     if isinstance(source, os.PathLike) or (
-        "\n" not in source and (Path(source).suffix.lower() in SUFFIXES or _is_file(source))
+        "\n" not in source
+        and (Path(source).suffix.lower() in SUFFIXES or local_paths.is_file(source))
     ):
         # A file of another suffix is named as such, rather than parsed as one line of YAML.
         return ImageGenerationModel.from_dict(read_config(source))

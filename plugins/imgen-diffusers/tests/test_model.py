@@ -569,6 +569,13 @@ def test_missing_relative_path_is_named() -> None:
         model.load()
 
 
+def test_a_path_too_long_for_the_filesystem_is_named(tmp_path: Path) -> None:
+    """stat() raises ENAMETOOLONG for such a name: that was a bare OSError."""
+    model = DiffusersImageGeneration(model=str(tmp_path / ("n" * 300)), device="cpu")
+    with pytest.raises(ConfigurationError, match="neither an existing folder"):
+        model.load()
+
+
 def test_folder_without_model_index_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"model_index\.json"):
         DiffusersImageGeneration(model=tmp_path, device="cpu").load()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar, cast
 
+from imgen import local_paths
 from imgen.batch.files import (
     append_durably,
     is_temporary,
@@ -39,7 +40,7 @@ from imgen.batch.files import (
 from imgen.batch.inputs import PromptRow, PromptSource
 from imgen.batch.manifest import JobManifest, resumable_manifest, settle_manifest
 from imgen.batch.records import FIXED_COLUMNS, SEED_COLUMN, image_records
-from imgen.errors import InvalidInputError
+from imgen.errors import InvalidInputError, brief_repr
 from imgen.images import write_atomically
 
 __all__ = ["DatasetWriteError", "DoneImages", "ImageFolder"]
@@ -155,7 +156,7 @@ class ImageFolder:
         Raises:
             InvalidInputError: The output dir is a file.
         """
-        if self.root.exists() and not self.root.is_dir():
+        if local_paths.exists(self.root) and not local_paths.is_dir(self.root):
             raise InvalidInputError(f"Output dir {str(self.root)!r} is a file, not a folder.")
 
     def open(
@@ -182,11 +183,17 @@ class ImageFolder:
             The images the dataset holds already.
 
         Raises:
-            InvalidInputError: The dir holds another job's dataset and `force` is False, or
-                another process is writing to it.
+            InvalidInputError: The dir holds another job's dataset and `force` is False,
+                another process is writing to it, or it cannot be created.
         """
         self.check_location()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only parent, a name too long for the filesystem
+            raise InvalidInputError(
+                f"Cannot create the output dir {brief_repr(str(self.root))}: "
+                f"{exc.strerror or exc}. Choose another output dir."
+            ) from None
         try:
             self._lock = lock_exclusively(self.root / LOCK)
         except BlockingIOError:

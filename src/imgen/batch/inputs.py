@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
+from imgen import local_paths
 from imgen.errors import InvalidInputError, brief_repr, brief_text
 from imgen.validation import check_sendable
 
@@ -173,12 +174,13 @@ def read_prompts(
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise InvalidInputError(
-            f"Unknown prompts file type {suffix or '(none)'!r} for {str(path)!r}: "
+            f"Unknown prompts file type {brief_repr(suffix or '(none)')} for "
+            f"{brief_repr(str(path))}: "
             "use .txt (a prompt a line), .jsonl or .csv."
         )
-    if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise InvalidInputError(f"Prompts file {str(path)!r} {what}.")
+    if not local_paths.is_file(path):
+        what = "is a directory, not a file" if local_paths.is_dir(path) else "does not exist"
+        raise InvalidInputError(f"Prompts file {brief_repr(str(path))} {what}.")
     opened = _Text(str(path), lambda: path.open(encoding="utf-8-sig", newline=""))
     return _read(_FORMAT_OF_SUFFIX[suffix], opened, prompt_column)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 
-from imgen import ImageGenerationModel
+from imgen import ImageGenerationModel, local_paths
 from imgen.errors import ConfigurationError, brief_repr
 from imgen.images import BackgroundEncoder, ImageEncodingFields, ImageFormat, images_output
 from imgen.interrupts import CallInterrupter, CallWatch
@@ -171,7 +171,7 @@ class DiffusersImageGeneration(ImageEncodingFields, ImageGenerationModel):
         # A Hub id: fail fast, with the fixes, when the Hub is out of reach.
         hub_kwargs = (
             {}
-            if Path(source).is_dir()
+            if local_paths.is_dir(source)
             else hub_load_kwargs(source, self.revision, self.pipeline_kwargs)
         )
         import torch
@@ -330,7 +330,7 @@ def _pipeline_source(model: str) -> str:
         ConfigurationError: `model` names a path that is missing or is no pipeline folder.
     """
     folder = Path(model).expanduser()
-    if not folder.exists():
+    if not local_paths.exists(folder):
         if _HUB_ID.fullmatch(model):
             return model
         raise ConfigurationError(
