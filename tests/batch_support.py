@@ -93,10 +93,18 @@ def wait_for_images(
         return sum(
             1
             for entry in os.scandir(folder)
-            if not entry.name.startswith(".") and entry.stat().st_mtime >= since
+            if not entry.name.startswith(".") and _modified(entry) >= since
         )
 
     wait_until(lambda: written() >= count, job)
+
+
+def _modified(entry: os.DirEntry[str]) -> float:
+    """When the file was written; -inf if it is gone (a resuming job clears leftovers)."""
+    try:
+        return entry.stat().st_mtime
+    except FileNotFoundError:
+        return float("-inf")
 
 
 def wait_until(condition: Callable[[], bool], job: subprocess.Popen[bytes]) -> None:

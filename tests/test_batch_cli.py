@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
+import imgen as imgen_api
 from batch_support import assert_complete, read_metadata, write_jsonl, write_lines
 from imgen.batch.seeding import row_seed
 from imgen.cli import main
+from imgen.testing.fake import FakeImageGeneration
 
 
 def imgen(*args: str) -> Result:
@@ -55,6 +58,32 @@ def test_json_summary_prompt_column_and_resume(tmp_path: Path) -> None:
     assert (second["rows_done"], second["rows_skipped"], second["images_written"]) == (0, 2, 0)
     assert first["output_dir"] == str(out.resolve())
     assert [line["id"] for line in read_metadata(out)] in ([1, None], [None, 1])
+
+
+class Chatty(FakeImageGeneration):
+    """A backend whose library prints to stdout while it generates."""
+
+    backend_name: ClassVar[str] = "batch-cli-chatty"
+
+    def generate(self, prompts: list[str], num_generations: int = 1, **kwargs: Any) -> Any:
+        print("loading shards 3/3 (a library's own note)")
+        return super().generate(prompts, num_generations, **kwargs)
+
+
+@pytest.mark.parametrize("command", ["batch", "generate"])
+def test_what_a_library_prints_while_generating_stays_out_of_the_json_on_stdout(
+    tmp_path: Path, prompts_file: Path, command: str
+) -> None:
+    source = [str(prompts_file)] if command == "batch" else ["a fox", "a cat"]
+    imgen_api.register_backend(Chatty)
+    try:
+        result = imgen(command, Chatty.backend_name, *source, "-o", str(tmp_path), "--json")
+    finally:
+        imgen_api.unregister_backend(Chatty.backend_name)
+
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records and "loading shards 3/3" in result.stderr
 
 
 def test_no_resume_makes_everything_again(tmp_path: Path, prompts_file: Path) -> None:

@@ -95,7 +95,8 @@ def test_ctrl_c_stops_cleanly_with_a_summary_and_the_next_run_resumes(
 ) -> None:
     out = tmp_path / "out"
     command = [sys.executable, "-c", BATCH_COMMAND, "batch", "fake-async", str(prompts_file)]
-    options = ["-o", str(out), "-n", "2", "-O", "latency=0.05", "-O", "max_concurrency=2"]
+    # Slow enough that the job cannot finish while the test sends its signal.
+    options = ["-o", str(out), "-n", "2", "-O", "latency=0.1", "-O", "max_concurrency=2"]
     job = subprocess.Popen([*command, *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_images(out, 6, job)
 

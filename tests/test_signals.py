@@ -12,13 +12,23 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from batch_support import assert_complete, read_metadata, wait_for_images, wait_until, write_lines
+from imgen import ImageGenerationModel
 from imgen.batch import BatchInterrupted, run_batch
+from imgen.batch.engines import Settle
+from imgen.batch.inputs import PromptRow
+from imgen.batch.outcomes import generate_outcomes
+from imgen.batch.shard_writer import ShardWriter
+from imgen.batch.shards import ShardReport, ShardTask
 from imgen.signals import Interrupted, exit_code, stop_on_signals
+from imgen.testing.fake import FakeImageGeneration
+from parquet_support import committed
 
 ROWS = 24
 CLI = [sys.executable, "-c", "from imgen.cli import main; main()"]
@@ -28,7 +38,7 @@ from imgen.batch import BatchInterrupted, run_batch
 from imgen.testing.fake import FakeImageGeneration
 
 try:
-    run_batch(FakeImageGeneration(latency=0.05), sys.argv[1], sys.argv[2], progress=False)
+    run_batch(FakeImageGeneration(latency=0.1), sys.argv[1], sys.argv[2], progress=False)
 except BatchInterrupted as stopped:
     print(stopped.signum, stopped.summary.signal, stopped.summary.rows_done, flush=True)
     sys.exit(3)
@@ -51,6 +61,7 @@ def handles(pid: int, signum: int) -> bool:
 @pytest.mark.parametrize(
     ("spec", "options"),
     [
+        # Slow enough that the job cannot finish while the test sends its signal.
         ("fake", ["-O", "latency=0.2"]),
         ("fake-async", ["-O", "latency=0.2", "-O", "max_concurrency=2"]),
     ],
@@ -76,7 +87,7 @@ def test_a_batch_stopped_by_a_signal_prints_its_summary_and_resumes_to_the_same_
     assert b"Traceback" not in stderr
     assert not (out / ".imgen-batch.lock").exists()
     done = read_metadata(out)
-    assert 0 < len(done) < 2 * ROWS
+    assert 0 < len(done) < 2 * ROWS, (text, stderr)
 
     again = subprocess.run([*command, *options], capture_output=True, timeout=120, check=False)
 
@@ -177,3 +188,110 @@ def test_exit_codes_are_128_plus_the_signal() -> None:
     assert exit_code(KeyboardInterrupt()) == 130
     assert exit_code(Interrupted(signal.SIGTERM)) == 143
     assert issubclass(BatchInterrupted, KeyboardInterrupt)
+
+
+# The kernel may hand a process's signal to any of its threads; Python runs the handler in the
+# main thread once that thread wakes. Here the signal goes to a helper thread on purpose.
+SIGNALLED_ELSEWHERE = """
+import signal, sys, threading, time
+from imgen.batch import BatchInterrupted, run_batch
+from imgen.testing.fake import AsyncFakeImageGeneration, FakeImageGeneration
+
+def signal_another_thread():
+    time.sleep(1.0)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+signal.signal(signal.SIGTERM, signal.default_int_handler)  # a KeyboardInterrupt, like Ctrl-C
+threading.Thread(target=signal_another_thread, daemon=True).start()
+started = time.monotonic()
+try:
+    if sys.argv[1] == "batch":
+        run_batch(FakeImageGeneration(latency=60), sys.argv[2], sys.argv[3], progress=False)
+    elif sys.argv[1] == "sync":
+        FakeImageGeneration(latency=60).generate_outputs(["a fox"])
+    else:
+        AsyncFakeImageGeneration(latency=60).generate_outputs(["a fox"])
+except KeyboardInterrupt:
+    print(time.monotonic() - started)
+"""
+
+
+@pytest.mark.parametrize("waiting_in", ["batch", "sync", "async"])
+def test_a_signal_delivered_to_another_thread_still_stops_the_main_one_at_once(
+    tmp_path: Path, prompts_file: Path, waiting_in: str
+) -> None:
+    argv = [sys.executable, "-c", SIGNALLED_ELSEWHERE, waiting_in, str(prompts_file)]
+    done = subprocess.run([*argv, str(tmp_path / "out")], capture_output=True, timeout=50)
+
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 10, "the main thread slept through the signal"
+
+
+class StoppedAfterSettling:
+    """An engine that writes the first `rows` rows (or the first shard), then is stopped by
+    Ctrl-C before the job has taken what it wrote: the window a signal can fall into."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def check(self) -> None:
+        """Runs anywhere."""
+
+    async def run(
+        self,
+        model: ImageGenerationModel,
+        rows: list[PromptRow],
+        num_generations: int,
+        generation_kwargs: dict[str, object],
+        settle: Settle[object],
+    ) -> AsyncIterator[object]:
+        model.load()
+        chunk = rows[: self.rows]
+        for row, outcome in zip(
+            chunk, generate_outcomes(model, chunk, num_generations, generation_kwargs), strict=True
+        ):
+            settle(row, outcome)
+        raise KeyboardInterrupt
+        yield  # an async generator
+
+    async def run_shards(
+        self,
+        model: ImageGenerationModel,
+        tasks: list[ShardTask],
+        num_generations: int,
+        generation_kwargs: dict[str, object],
+        writer: ShardWriter,
+        settle: Callable[[ShardReport], object],
+    ) -> AsyncIterator[object]:
+        model.load()
+        builder = writer.start(tasks[0])
+        rows = tasks[0].rows
+        for row, outcome in zip(
+            rows, generate_outcomes(model, rows, num_generations, generation_kwargs), strict=True
+        ):
+            builder.add(row, outcome)
+        settle(builder.write())
+        raise KeyboardInterrupt
+        yield  # an async generator
+
+
+@pytest.mark.parametrize("dataset_format", ["imagefolder", "parquet"])
+def test_what_was_written_before_a_stop_is_committed_though_the_job_had_not_taken_it(
+    tmp_path: Path, prompts_file: Path, dataset_format: str
+) -> None:
+    out = tmp_path / "out"
+    options: dict[str, Any] = {"format": dataset_format}
+    if dataset_format == "parquet":
+        options["shard_rows"] = 5
+
+    stops = StoppedAfterSettling(5)
+    with pytest.raises(BatchInterrupted) as stopped:
+        run_batch(FakeImageGeneration(), prompts_file, out, engine=stops, **options)
+
+    assert stopped.value.summary.rows_done == 5
+    if dataset_format == "parquet":
+        assert [shard["rows"] for shard in committed(out)] == [[[1, 5, 1]]]
+    else:
+        assert sorted(line["row"] for line in read_metadata(out)) == [1, 2, 3, 4, 5]
+    resumed = run_batch(FakeImageGeneration(), prompts_file, out, **options)
+    assert (resumed.rows_skipped, resumed.rows_done) == (5, ROWS - 5)

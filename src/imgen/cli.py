@@ -6,6 +6,7 @@ Pillow: backends load their SDK in `load()`, and the images are only decoded whe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -433,7 +434,13 @@ def generate(
     spec = built.spec
     count = len(prompts) * num_generations
     failure: GenerationError | None = None
-    with built, _status(f"Generating {count} image(s) with {spec}...", sys.stderr):
+    # stdout is for the images' paths or JSON records: what a library prints there while the
+    # model loads and generates goes to stderr instead.
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        built,
+        _status(f"Generating {count} image(s) with {spec}...", sys.stderr),
+    ):
         try:
             outputs: list[Any] = built.generate_outputs(prompts, num_generations=num_generations)
         except GenerationError as exc:

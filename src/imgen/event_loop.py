@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import queue
 import sys
@@ -17,6 +18,8 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from imgen.signals import wait_interruptibly
 
 __all__ = ["BackgroundLoop", "release_later"]
 
@@ -74,6 +77,7 @@ class BackgroundLoop:
             )
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
+            wait_interruptibly(lambda timeout: concurrent.futures.wait([future], timeout).done)
             return future.result()
         except BaseException:
             # Ctrl-C or a failure: don't leave the work running unattended.

@@ -11,8 +11,10 @@ tearing down a native library's threads while they still run.
 from __future__ import annotations
 
 import threading
+import time
 
 from imgen.errors import GenerationInterrupted
+from imgen.signals import WAKE_SECONDS
 
 __all__ = ["CallInterrupter", "CallWatch"]
 
@@ -54,6 +56,11 @@ class CallWatch:
 
     def sleep(self, seconds: float) -> None:
         """Wait `seconds`, or less if interrupted; then `check()`."""
-        with self._interrupter._changed:
-            self._interrupter._changed.wait_for(lambda: self.interrupted, seconds)
+        deadline = time.monotonic() + seconds
+        changed = self._interrupter._changed
+        with changed:
+            # In short waits: in the main thread, a signal the kernel gave another thread has
+            # its handler run only once this thread wakes (see `wait_interruptibly`).
+            while not self.interrupted and (left := deadline - time.monotonic()) > 0:
+                changed.wait(min(left, WAKE_SECONDS))
         self.check()

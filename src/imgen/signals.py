@@ -12,14 +12,24 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
-__all__ = ["Interrupted", "exit_code", "signal_name", "signal_of", "stop_on_signals"]
+__all__ = [
+    "WAKE_SECONDS",
+    "Interrupted",
+    "exit_code",
+    "signal_name",
+    "signal_of",
+    "stop_on_signals",
+    "wait_interruptibly",
+]
 
 _STOPPING_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
+WAKE_SECONDS = 0.1
+"""How long a signal may wait for its handler, at most, while the main thread waits."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -77,3 +87,15 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for signum, handler in replaced.items():
             signal.signal(signum, handler)
+
+
+def wait_interruptibly(done: Callable[[float], object]) -> None:
+    """Wait until `done(timeout)`, which waits up to `timeout` seconds, returns something true.
+
+    The kernel may deliver a signal to any thread, and Python runs its handler in the main
+    thread only once that thread runs again: an untimed wait there (`Event.wait()`,
+    `Future.result()`) would leave Ctrl-C or SIGTERM unanswered until the work ends. Waking
+    every tenth of a second lets the handler run (and raise) within that time.
+    """
+    while not done(WAKE_SECONDS):
+        pass

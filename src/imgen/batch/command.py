@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from typing import Any, Literal
 
 import click
@@ -145,18 +147,21 @@ def batch(
     if stdin_format is not None and not from_stdin:
         raise UserError("--stdin-format applies when PROMPTS_FILE is - (stdin).")
     try:
-        summary = run_batch(
-            built,
-            stdin_prompts_text(stdin_format or "txt") if from_stdin else prompts_file,
-            output_dir,
-            num_generations=num_generations,
-            prompt_column=prompt_column,
-            engine=runner,
-            resume=not no_resume,
-            force=force,
-            format=dataset_format,
-            shard_rows=shard_rows,
-        )
+        # stdout is the summary's (JSON with --json): what a library prints there while the job
+        # runs (Ray's notes about its workers, say) goes to stderr instead.
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = run_batch(
+                built,
+                stdin_prompts_text(stdin_format or "txt") if from_stdin else prompts_file,
+                output_dir,
+                num_generations=num_generations,
+                prompt_column=prompt_column,
+                engine=runner,
+                resume=not no_resume,
+                force=force,
+                format=dataset_format,
+                shard_rows=shard_rows,
+            )
     except BatchInterrupted as stopped:
         _echo(stopped.summary, as_json)
         ctx.exit(exit_code(stopped))

@@ -40,10 +40,11 @@ from imgen.batch.seeding import check_seed_range, row_seeds
 from imgen.batch.shard_job import ShardJob
 from imgen.batch.shards import plan_shards
 from imgen.batch.summary import BatchInterrupted, BatchStopped, BatchSummary
+from imgen.batch.threads import Unclaimed
 from imgen.errors import InvalidInputError, brief_repr
 from imgen.registry import get_model
 from imgen.seeds import SEED, takes_seed
-from imgen.signals import signal_name, signal_of, stop_on_signals
+from imgen.signals import signal_name, signal_of, stop_on_signals, wait_interruptibly
 
 __all__ = ["run_batch"]
 
@@ -309,13 +310,13 @@ def _run_on_fresh_loop(job: Coroutine[Any, Any, None]) -> None:
     # An Event, not Thread.join: on Python 3.11 a join interrupted by Ctrl-C may take the
     # thread for finished, and later joins return at once.
     try:
-        finished.wait()
+        wait_interruptibly(finished.wait)
     except KeyboardInterrupt:
         started.wait()
         if "task" in state:
             with contextlib.suppress(RuntimeError):  # the loop closed: the job just ended
                 state["loop"].call_soon_threadsafe(state["task"].cancel)
-        finished.wait()
+        wait_interruptibly(finished.wait)
         raise
     if "error" in state:
         raise state["error"]
@@ -335,6 +336,9 @@ class _Job:
         self._summary = summary
         self._pending = pending
         self._progress = progress
+        # Rows whose images are written but which the loop has not taken yet (keyed by row): a
+        # job stopped in between still commits them, so no image on disk is made twice.
+        self._written = Unclaimed[int, list[Record]]()
 
     async def run(
         self,
@@ -353,13 +357,14 @@ class _Job:
                     if isinstance(written, str):
                         self._failed(row, written)
                     else:
-                        commits.add(written)
+                        commits.add(self._written.take(row.row))
             await commits.close()
         except BaseException:
-            # Ctrl-C or a failing engine is no reason to make the images written so far again.
+            # Ctrl-C or a failing engine is no reason to make the images written so far again,
+            # those the loop had yet to take included (the engine finished writing them).
             commits.stop()
             with contextlib.suppress(Exception):  # what went wrong first is what to report
-                commits.commit_waiting()
+                commits.commit_waiting(self._written.take_all())
             raise
         finally:
             commits.stop()
@@ -376,13 +381,15 @@ class _Job:
         if outcome.output is None:
             return row, outcome.error or "no output"
         try:
-            return row, self._folder.write_images(row, outcome.output, self._pending[row.row])
+            records = self._folder.write_images(row, outcome.output, self._pending[row.row])
         except DatasetWriteError as exc:
             if exc.cause.errno != errno.EFBIG:  # only a file too big for the disk is the row's
                 raise
             return row, f"{type(exc.cause).__name__}: {exc.cause}"
         except Exception as exc:  # whatever else this row's output holds fails this row only
             return row, f"{type(exc).__name__}: {exc}"
+        self._written.put(row.row, records)
+        return row, records
 
     def _committed(self, records: list[Record]) -> None:
         self._summary.images_written += len(records)
@@ -444,8 +451,8 @@ class _GroupCommit:
         self._task.cancel()
         self._thread.shutdown(wait=True, cancel_futures=True)
 
-    def commit_waiting(self) -> None:
-        """After `stop`, commit the queued lines from this thread."""
+    def commit_waiting(self, more: Iterable[list[Record]] = ()) -> None:
+        """After `stop`, commit the queued lines and `more` rows' from this thread."""
         if self._appending is not None:
             group, appended = self._appending
             self._appending = None
@@ -454,6 +461,7 @@ class _GroupCommit:
             elif appended.exception() is None:
                 self._on_commit(group)
         group, self._waiting = self._waiting, []
+        group.extend(record for records in more for record in records)
         if group:
             self._folder.append_metadata(group)
             self._on_commit(group)

@@ -119,9 +119,11 @@ class RayEngine:
         num_generations: int,
         generation_kwargs: Mapping[str, Any],
         writer: ShardWriter,
-    ) -> AsyncGenerator[ShardReport, None]:
-        """Make each task's shard on an actor, which writes it to the destination itself; yield
-        the actors' reports (descriptors and failures, never images) as shards are written."""
+        settle: Callable[[ShardReport], T],
+    ) -> AsyncGenerator[T, None]:
+        """Make each task's shard on an actor, which writes it to the destination itself; as
+        shards are written, settle the actors' reports (descriptors and failures, never images)
+        in a thread and yield what `settle` returns."""
 
         def unpack(batch: dict[str, Any]) -> Iterator[ShardReport]:
             for payload in batch["report"]:
@@ -139,7 +141,7 @@ class RayEngine:
             },
             1,  # a shard per call
             unpack,
-            lambda report: report,
+            settle,
         )
         async with aclosing(stream) as reports:
             async for report in reports:

@@ -6,18 +6,20 @@ rows: the job takes each into its shard (`ShardBuilder`) and, once a shard has a
 writes it in a thread of its own while the engine goes on, then commits it.
 
 When the job is stopped (Ctrl-C, a signal), the shards being written are finished and
-committed, and so are the rows made so far of the shards still open: a shard written with some
-of its rows is completed by the next run, like one whose rows failed.
+committed, and so are the shards the workers wrote and the rows made so far of the shards still
+open: a shard written with some of its rows is completed by the next run, like one whose rows
+failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping
+import itertools
+from collections.abc import AsyncGenerator, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from imgen.base import ImageGenerationModel
 from imgen.batch.dataset import DatasetWriteError
@@ -29,8 +31,11 @@ from imgen.batch.progress import ProgressLine
 from imgen.batch.shard_writer import ShardBuilder, ShardWriter
 from imgen.batch.shards import ShardReport, ShardTask
 from imgen.batch.summary import BatchSummary
+from imgen.batch.threads import Unclaimed
 
 __all__ = ["ShardEngine", "ShardJob"]
+
+T = TypeVar("T")
 
 
 class ShardEngine(Protocol):
@@ -43,8 +48,10 @@ class ShardEngine(Protocol):
         num_generations: int,
         generation_kwargs: Mapping[str, Any],
         writer: ShardWriter,
-    ) -> AsyncGenerator[ShardReport, None]:
-        """Make and write each task's shard; yield a report per shard as it is written."""
+        settle: Callable[[ShardReport], T],
+    ) -> AsyncGenerator[T, None]:
+        """Make and write each task's shard; as each is written, settle its report (in a thread
+        of the engine's) and yield what `settle` returns."""
         ...
 
 
@@ -82,13 +89,9 @@ class ShardJob:
         try:
             if hasattr(engine, "run_shards"):
                 shard_engine: ShardEngine = engine  # type: ignore[assignment]
-                stream = shard_engine.run_shards(
-                    model, tasks, num_generations, generation_kwargs, writer
+                await self._run_there(
+                    shard_engine, model, tasks, num_generations, generation_kwargs, writer
                 )
-                async with aclosing(stream) as reports:
-                    async for report in reports:
-                        self._take(report)
-                        self._check_in_flight()
             else:
                 await self._run_here(
                     engine, model, tasks, num_generations, generation_kwargs, writer
@@ -99,6 +102,40 @@ class ShardJob:
         finally:
             self._io.shutdown(wait=True)
             self._redraw(force=True)
+
+    async def _run_there(
+        self,
+        engine: ShardEngine,
+        model: ImageGenerationModel,
+        tasks: list[ShardTask],
+        num_generations: int,
+        generation_kwargs: Mapping[str, Any],
+        writer: ShardWriter,
+    ) -> None:
+        arrivals = itertools.count()
+        # Reports of shards the workers wrote that the loop has not taken yet, by arrival.
+        unclaimed = Unclaimed[int, ShardReport]()
+
+        def settle(report: ShardReport) -> int:
+            arrival = next(arrivals)
+            unclaimed.put(arrival, report)
+            return arrival
+
+        try:
+            stream = engine.run_shards(
+                model, tasks, num_generations, generation_kwargs, writer, settle
+            )
+            async with aclosing(stream) as arrived:
+                async for arrival in arrived:
+                    self._take(unclaimed.take(arrival))
+                    self._check_in_flight()
+        except BaseException:
+            # Stopped: the shards the workers wrote are committed, those the loop had yet to
+            # take included. What goes wrong doing so must not hide why the job stopped.
+            for report in unclaimed.take_all():
+                with contextlib.suppress(Exception):
+                    self._take(report)
+            raise
 
     async def _run_here(
         self,

@@ -5,8 +5,9 @@ Sync models and Ray's blocking iterators run in a daemon thread. Each item it em
 next, and the results are handed to the loop, which is woken once for whatever piled up since
 it last looked rather than once per item.
 
-When the consumer stops (Ctrl-C, an error), both threads are told to stop. A settle in
-progress is waited for, so no file is left half-written. A producer that can be interrupted
+When the consumer stops (Ctrl-C, an error), the producer emits nothing more, and what it
+emitted before is still settled and waited for: images already made are written, not made
+again by the next run, and no file is left half-written. A producer that can be interrupted
 (a sync model's `interrupt`) is interrupted and waited for: a process that exits while a native
 library (torch) still computes in one of its threads may abort. Any other producer is
 abandoned, so the process need not wait for it.
@@ -20,10 +21,11 @@ import logging
 import queue
 import threading
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Produce", "stream_from_thread"]
+__all__ = ["Produce", "Unclaimed", "stream_from_thread"]
 
+K = TypeVar("K")
 R = TypeVar("R")
 T = TypeVar("T")
 Produce = Callable[[Callable[[R], None], threading.Event], None]
@@ -38,6 +40,34 @@ logger = logging.getLogger("imgen.batch")
 
 class _Stopped(Exception):
     """The consumer went away: the producer should stop."""
+
+
+class Unclaimed(Generic[K, T]):
+    """What a settle made durable that the loop has not taken yet, by key; thread-safe.
+
+    A stream that stops drops the results it has not yielded, but their settle already wrote
+    them: the job claims them here to commit them anyway.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[K, T] = {}
+
+    def put(self, key: K, value: T) -> None:
+        """From the settling thread: `value` is done."""
+        with self._lock:
+            self._items[key] = value
+
+    def take(self, key: K) -> T:
+        """The value of `key`, which the loop now owns."""
+        with self._lock:
+            return self._items.pop(key)
+
+    def take_all(self) -> list[T]:
+        """Every value not taken yet, in the order they were put."""
+        with self._lock:
+            values, self._items = list(self._items.values()), {}
+        return values
 
 
 class _Handoff:
@@ -88,10 +118,12 @@ async def stream_from_thread(
     emitted: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
     room = threading.Semaphore(buffer)
     stop = threading.Event()
-    settling = threading.Lock()
+    settled = threading.Event()
 
     def emit(item: R) -> None:
-        while not room.acquire(timeout=_POLL_SECONDS):
+        # Checked before and after waiting for room: what a producer makes once the consumer
+        # has stopped (the outcome of an interrupted call, say) is not settled.
+        while stop.is_set() or not room.acquire(timeout=_POLL_SECONDS):
             if stop.is_set():
                 raise _Stopped
         emitted.put((False, item))
@@ -106,21 +138,30 @@ async def stream_from_thread(
             failure = exc
         emitted.put((True, failure))
 
+    def next_emitted() -> tuple[bool, Any] | None:
+        """The next item; once stopped, only what is already there (None: nothing left)."""
+        while True:
+            try:
+                return emitted.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if stop.is_set():
+                    return None
+
     def run_settler() -> None:
         finished = False
-        while not finished:
-            finished, value = emitted.get()
-            if not finished:
-                with settling:
-                    if stop.is_set():
-                        return
+        try:
+            while not finished and (item := next_emitted()) is not None:
+                finished, value = item
+                if not finished:
                     try:
                         value = settle(value)
                     except BaseException as exc:
                         finished, value = True, exc
-            # RuntimeError: the loop has closed, so nobody is listening any more.
-            with contextlib.suppress(RuntimeError):
-                handoff.put(finished, value)
+                # RuntimeError: the loop has closed, so nobody is listening any more.
+                with contextlib.suppress(RuntimeError):
+                    handoff.put(finished, value)
+        finally:
+            settled.set()
 
     producer = threading.Thread(target=run_producer, name=name, daemon=True)
     producer.start()
@@ -140,8 +181,9 @@ async def stream_from_thread(
         stop.set()
         if interrupt is not None and not completed:
             interrupt()
-        with settling:  # a settle in progress finishes its files
-            pass
+        if not settled.wait(_QUIET_WAIT_SECONDS):
+            logger.warning("Writing what was made before the stop...")
+            settled.wait()
         if interrupt is not None:
             producer.join(_QUIET_WAIT_SECONDS)
             if producer.is_alive():
