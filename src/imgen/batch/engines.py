@@ -37,7 +37,9 @@ class Engine(Protocol):
         `settle` may run off the event loop, in a thread of the engine's (the local engine
         writes one row there while it generates the next), one row at a time. The engine
         loads the model where it generates and unloads what it loaded. When the consumer
-        stops early, work in flight is abandoned, but a settle in progress is finished.
+        stops early, work in flight is abandoned, but rows already made are still settled
+        before the stream ends: the job commits what `settle` wrote even if it was never
+        yielded.
         """
         ...
 
